@@ -1,0 +1,1 @@
+//! Criterion benchmarks of the data pipeline live in `benches/benches/`.

@@ -1,0 +1,1 @@
+//! finetune-data (work in progress).

@@ -1,0 +1,1 @@
+//! finetune-train (work in progress).
