@@ -1,24 +1,121 @@
 //! Project automation, reached through `cargo xtask <command>` (see `.cargo/config.toml`).
+//!
+//! - `cargo xtask finetune [train flags]`: the main job. Fetches STL10 and the VGG16
+//!   weights into the cache when absent, then fine-tunes with the recipe's defaults.
+//! - `cargo xtask ci`: what `.ci/run` runs (fmt check, clippy -D warnings, tests).
+//! - `cargo xtask bench`: the criterion benchmarks of the data pipeline.
 
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  finetune [FLAGS]   fetch STL10 + VGG16 if absent, then `finetune train` with the recipe's
+                     defaults; FLAGS pass through to `finetune train` (e.g. --out runs/x,
+                     --train head, --epochs 5). `--data DIR` / `--weights FILE` skip the fetch.
+  ci                 cargo fmt --check, cargo clippy -D warnings, cargo test (what .ci/run runs)
+  bench              criterion benchmarks of the data pipeline";
+
 fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("finetune") => finetune(&args[1..]),
         Some("ci") => ci(),
-        Some(other) => bail!("unknown xtask command `{other}`; try `cargo xtask ci`"),
-        None => bail!("usage: cargo xtask <ci>"),
+        Some("bench") => cargo(&["bench", "-p", "finetune-benches"]),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown xtask command `{other}`\n\n{USAGE}"),
     }
 }
 
 /// Formatting, lints with warnings as errors, then the whole test suite.
 fn ci() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     cargo(&["test", "--workspace"])?;
     Ok(())
+}
+
+/// The main job: make sure data and weights are local, then train.
+fn finetune(flags: &[String]) -> Result<()> {
+    let has = |name: &str| {
+        flags
+            .iter()
+            .any(|f| f == name || f.starts_with(&format!("{name}=")))
+    };
+    // Build once in release mode: a debug VGG16 is far too slow to train.
+    cargo(&["build", "--release", "-p", "finetune-cli"])?;
+    let bin = release_binary()?;
+
+    let mut train: Vec<String> = vec!["train".into()];
+    if !has("--data") {
+        let dir = finetune_stdout(&bin, &["fetch", "stl10"])
+            .context("could not fetch STL10; pass `--data DIR` to use a local copy, or set FINETUNE_STL10_URL to a mirror")?;
+        train.extend(["--data".into(), dir]);
+    }
+    if !has("--weights") {
+        let file = finetune_stdout(&bin, &["fetch", "vgg16"])
+            .context("could not fetch the VGG16 weights; pass `--weights FILE` to use a local file, or set FINETUNE_VGG16_URL to a mirror")?;
+        train.extend(["--weights".into(), file]);
+    }
+    if !has("--out") {
+        train.extend(["--out".into(), "runs/stl10-vgg16".into()]);
+    }
+    train.extend(flags.iter().cloned());
+    eprintln!("$ finetune {}", train.join(" "));
+    let status = Command::new(&bin)
+        .args(&train)
+        .status()
+        .with_context(|| format!("could not run {}", bin.display()))?;
+    if !status.success() {
+        bail!("`finetune train` failed with {status}");
+    }
+    Ok(())
+}
+
+/// Runs the `finetune` binary, streaming its progress (stderr) and returning the last
+/// line it printed on stdout: the path `fetch` reports.
+fn finetune_stdout(bin: &PathBuf, args: &[&str]) -> Result<String> {
+    eprintln!("$ finetune {}", args.join(" "));
+    let out = Command::new(bin)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("could not run {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("`finetune {}` failed with {}", args.join(" "), out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(line) => Ok(line.trim().to_string()),
+        None => bail!("`finetune {}` printed no path", args.join(" ")),
+    }
+}
+
+fn release_binary() -> Result<PathBuf> {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+    };
+    let bin = target
+        .join("release")
+        .join(format!("finetune{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        bail!("expected the release binary at {}", bin.display());
+    }
+    Ok(bin)
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
