@@ -1,0 +1,352 @@
+//! PNG pictures of a run: loss and accuracy per epoch, and the confusion matrix.
+//!
+//! Drawn with plotters into an RGB buffer, encoded as PNG with `image`, and
+//! written through [`crate::checkpoint::write_file_atomic`], so a viewer never
+//! sees half a picture. Labels use a built-in bitmap font (see `font.rs`).
+
+mod font;
+
+use std::ops::Range;
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::checkpoint::write_file_atomic;
+use crate::log::EpochRecord;
+use crate::metrics::ConfusionMatrix;
+use crate::{Result, TrainError};
+
+/// File name of the loss/accuracy picture inside a run directory.
+pub const HISTORY_PNG: &str = "history.png";
+/// File name of the confusion-matrix picture inside a run directory.
+pub const CONFUSION_PNG: &str = "confusion.png";
+
+const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
+const TEST_COLOR: RGBColor = RGBColor(214, 39, 40);
+const TOP5_COLOR: RGBColor = RGBColor(44, 160, 44);
+const GRID_COLOR: RGBColor = RGBColor(225, 225, 225);
+const TEXT_COLOR: RGBColor = RGBColor(40, 40, 40);
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Draws the training (and test, where evaluated) loss and accuracy per epoch.
+pub fn plot_history(path: &Path, records: &[EpochRecord]) -> Result<()> {
+    let (w, h) = (960u32, 400u32);
+    render_png(path, (w, h), |root| {
+        let (left, right) = root.split_horizontally(w / 2);
+        let epochs: Vec<f64> = records.iter().map(|r| r.epoch as f64).collect();
+        let train_loss: Vec<(f64, f64)> = records
+            .iter()
+            .map(|r| (r.epoch as f64, r.train.loss))
+            .collect();
+        let test = |f: fn(&crate::Metrics) -> f64| -> Vec<(f64, f64)> {
+            records
+                .iter()
+                .filter_map(|r| r.test.as_ref().map(|t| (r.epoch as f64, f(t))))
+                .collect()
+        };
+        let pct = |v: f64| 100.0 * v;
+        let train_top1: Vec<(f64, f64)> = records
+            .iter()
+            .map(|r| (r.epoch as f64, pct(r.train.top1)))
+            .collect();
+        draw_panel(
+            &left,
+            "LOSS",
+            &epochs,
+            &[
+                ("TRAIN", TRAIN_COLOR, train_loss),
+                ("TEST", TEST_COLOR, test(|t| t.loss)),
+            ],
+        )?;
+        draw_panel(
+            &right,
+            "ACCURACY %",
+            &epochs,
+            &[
+                ("TRAIN TOP1", TRAIN_COLOR, train_top1),
+                ("TEST TOP1", TEST_COLOR, test(|t| 100.0 * t.top1)),
+                ("TEST TOP5", TOP5_COLOR, test(|t| 100.0 * t.top5)),
+            ],
+        )
+    })
+}
+
+/// Draws the confusion matrix (rows true class, columns predicted), each cell
+/// shaded by its share of the row and labelled with its count when it fits.
+pub fn plot_confusion(path: &Path, matrix: &ConfusionMatrix, class_names: &[String]) -> Result<()> {
+    let c = matrix.num_classes().max(1) as i32;
+    let cell = (600 / c).clamp(8, 56);
+    let (left, top) = (130, 50);
+    let title = "CONFUSION MATRIX: ROWS TRUE, COLUMNS PREDICTED";
+    let w = (left + c * cell + 20).max(font::text_width(title, 1) + 20);
+    let h = top + c * cell + 20;
+    render_png(path, (w as u32, h as u32), |root| {
+        text(root, title, (10, 12), 1, &TEXT_COLOR)?;
+        for t in 0..matrix.num_classes() {
+            let row = matrix.row(t);
+            let total: u64 = row.iter().sum();
+            for (p, &n) in row.iter().enumerate() {
+                let share = if total > 0 {
+                    n as f64 / total as f64
+                } else {
+                    0.0
+                };
+                let x0 = left + p as i32 * cell;
+                let y0 = top + t as i32 * cell;
+                let shade = |full: u8| (255.0 - share * (255.0 - full as f64)).round() as u8;
+                let fill = RGBColor(shade(8), shade(48), shade(107));
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cell - 1, y0 + cell - 1)],
+                    fill.filled(),
+                ))
+                .map_err(draw_err)?;
+                let label = n.to_string();
+                if font::text_width(&label, 1) + 4 <= cell && cell >= 12 {
+                    let color = if share > 0.5 { WHITE } else { TEXT_COLOR };
+                    let tx = x0 + (cell - font::text_width(&label, 1)) / 2;
+                    text(
+                        root,
+                        &label,
+                        (tx, y0 + (cell - font::GLYPH_H) / 2),
+                        1,
+                        &color,
+                    )?;
+                }
+            }
+            if cell >= font::GLYPH_H + 2 {
+                let name = class_names.get(t).map(String::as_str).unwrap_or("");
+                let name = fit(&format!("{t} {name}"), left - 8);
+                text(
+                    root,
+                    &name,
+                    (4, top + t as i32 * cell + (cell - font::GLYPH_H) / 2),
+                    1,
+                    &TEXT_COLOR,
+                )?;
+            }
+        }
+        // Column headers: class indices (names would not fit above narrow cells).
+        if cell >= 14 {
+            for p in 0..c {
+                let label = p.to_string();
+                let tx = left + p * cell + (cell - font::text_width(&label, 1)) / 2;
+                text(root, &label, (tx, top - 12), 1, &TEXT_COLOR)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Shortens `s` to fit `width` pixels at scale 1.
+fn fit(s: &str, width: i32) -> String {
+    let max = (width / (font::GLYPH_W + 1)).max(0) as usize;
+    s.chars().take(max).collect()
+}
+
+/// Renders into an RGB buffer with `draw`, encodes PNG and writes it atomically.
+fn render_png(path: &Path, size: (u32, u32), draw: impl FnOnce(&Area) -> Result<()>) -> Result<()> {
+    let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        draw(&root).map_err(|e| match e {
+            TrainError::Plot { message, .. } => TrainError::Plot {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        root.present().map_err(draw_err)?;
+    }
+    let image = image::RgbImage::from_raw(size.0, size.1, buf).ok_or_else(|| TrainError::Plot {
+        path: path.to_path_buf(),
+        message: "pixel buffer has the wrong size".into(),
+    })?;
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| TrainError::Plot {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    write_file_atomic(path, &png)
+}
+
+/// A plotters error; the path is filled in by [`render_png`].
+fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> TrainError {
+    TrainError::Plot {
+        path: Default::default(),
+        message: e.to_string(),
+    }
+}
+
+/// Draws `s` with its top-left corner at `pos`, each font pixel `scale` pixels.
+fn text(area: &Area, s: &str, pos: (i32, i32), scale: i32, color: &RGBColor) -> Result<()> {
+    for (i, ch) in s.chars().enumerate() {
+        let gx = pos.0 + i as i32 * (font::GLYPH_W + 1) * scale;
+        for (r, bits) in font::glyph(ch).iter().enumerate() {
+            for col in 0..font::GLYPH_W {
+                if bits & (1 << (font::GLYPH_W - 1 - col)) != 0 {
+                    let x = gx + col * scale;
+                    let y = pos.1 + r as i32 * scale;
+                    // Single pixels: plotters' filled rectangles skip 1x1 boxes.
+                    for dy in 0..scale {
+                        for dx in 0..scale {
+                            area.draw_pixel((x + dx, y + dy), color).map_err(draw_err)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Up to about six round tick values covering `range`.
+fn ticks(range: &Range<f64>) -> Vec<f64> {
+    let span = range.end - range.start;
+    if !span.is_finite() || span <= 0.0 {
+        return vec![range.start];
+    }
+    let raw = span / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= 6.0)
+        .unwrap_or(10.0 * mag);
+    let first = (range.start / step).ceil() as i64;
+    let last = (range.end / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// A tick label with just enough decimals for the tick spacing.
+fn tick_label(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()) as usize
+    };
+    format!("{v:.decimals$}")
+}
+
+/// A named, coloured line of (epoch, value) points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// One chart panel: title, legend, grid with tick labels, and line series.
+fn draw_panel(area: &Area, title: &str, epochs: &[f64], series: &[Series]) -> Result<()> {
+    let last = epochs.iter().cloned().fold(1.0, f64::max);
+    let x_range = 1.0..last.max(2.0);
+    let ys = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1))
+        .filter(|v| v.is_finite());
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
+    let y_range = (lo - pad).min(if lo >= 0.0 { 0.0 } else { lo - pad })..hi + pad;
+
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(44)
+        .margin_left(64)
+        .margin_right(16)
+        .margin_bottom(30)
+        .build_cartesian_2d(x_range.clone(), y_range.clone())
+        .map_err(draw_err)?;
+    let px = |x: f64, y: f64| chart.backend_coord(&(x, y));
+    let (ax0, ay0) = px(x_range.start, y_range.start);
+    let (ax1, ay1) = px(x_range.end, y_range.end);
+    let (ox, oy) = area.get_base_pixel();
+
+    let yt = ticks(&y_range);
+    let ystep = if yt.len() > 1 { yt[1] - yt[0] } else { 1.0 };
+    for &y in &yt {
+        let (_, py) = px(x_range.start, y);
+        area.draw(&PathElement::new(
+            vec![(ax0 - ox, py - oy), (ax1 - ox, py - oy)],
+            GRID_COLOR,
+        ))
+        .map_err(draw_err)?;
+        let label = tick_label(y, ystep);
+        let tx = ax0 - ox - 6 - font::text_width(&label, 1);
+        text(
+            area,
+            &label,
+            (tx, py - oy - font::GLYPH_H / 2),
+            1,
+            &TEXT_COLOR,
+        )?;
+    }
+    let xt: Vec<f64> = ticks(&x_range)
+        .into_iter()
+        .filter(|x| x.fract() == 0.0)
+        .collect();
+    for &x in &xt {
+        let (qx, _) = px(x, y_range.start);
+        area.draw(&PathElement::new(
+            vec![(qx - ox, ay0 - oy), (qx - ox, ay1 - oy)],
+            GRID_COLOR,
+        ))
+        .map_err(draw_err)?;
+        let label = tick_label(x, 1.0);
+        let tx = qx - ox - font::text_width(&label, 1) / 2;
+        text(area, &label, (tx, ay0 - oy + 6), 1, &TEXT_COLOR)?;
+    }
+    let frame = vec![
+        (ax0 - ox, ay0 - oy),
+        (ax1 - ox, ay0 - oy),
+        (ax1 - ox, ay1 - oy),
+        (ax0 - ox, ay1 - oy),
+        (ax0 - ox, ay0 - oy),
+    ];
+    area.draw(&PathElement::new(frame, TEXT_COLOR))
+        .map_err(draw_err)?;
+    text(
+        area,
+        "EPOCH",
+        ((ax0 + ax1) / 2 - ox - 15, ay0 - oy + 18),
+        1,
+        &TEXT_COLOR,
+    )?;
+    text(area, title, (ax0 - ox, 8), 2, &TEXT_COLOR)?;
+
+    let mut lx = ax0 - ox;
+    for (name, color, points) in series {
+        let points: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(draw_err)?;
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(draw_err)?;
+        area.draw(&Rectangle::new([(lx, 28), (lx + 12, 32)], color.filled()))
+            .map_err(draw_err)?;
+        text(area, name, (lx + 16, 27), 1, &TEXT_COLOR)?;
+        lx += 16 + font::text_width(name, 1) + 18;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        let labels: Vec<String> = ticks(&(0.0..1.0))
+            .iter()
+            .map(|&v| tick_label(v, 0.2))
+            .collect();
+        assert_eq!(labels, ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
+        assert_eq!(ticks(&(1.0..20.0)), vec![5.0, 10.0, 15.0, 20.0]);
+        assert_eq!(tick_label(0.25, 0.05), "0.25");
+        assert_eq!(tick_label(12.0, 5.0), "12");
+    }
+}
