@@ -8,7 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use finetune_cli::fetch::{self, FetchError, Stl10Fetch, WeightsFetch, STL10_FILES};
-use support::{md5_hex, sha256_hex, tar_gz, tiny_stl10_files, unreachable_url, Route, TestServer};
+use support::{
+    breaking_server, md5_hex, sha256_hex, tar_gz, tiny_stl10_files, unreachable_url, Route,
+    TestServer,
+};
 
 fn stl10_request(dir: &Path, url: String, md5: String) -> Stl10Fetch {
     Stl10Fetch {
@@ -142,6 +145,36 @@ fn stl10_resumes_a_partial_download_with_a_range_request() {
     assert_eq!(server.ranges(), vec![Some(format!("bytes={half}-"))]);
     assert_extracted(tmp.path(), &STL10_FILES);
     assert!(!tmp.path().join("stl10_binary.tar.gz.part").exists());
+}
+
+#[test]
+fn stl10_broken_connection_keeps_the_partial_file_and_the_next_run_resumes() {
+    let archive = tar_gz(&tiny_stl10_files());
+    let cut = archive.len() * 2 / 3;
+    let tmp = tempfile::tempdir().unwrap();
+    let md5 = md5_hex(&archive);
+    let broken = stl10_request(
+        tmp.path(),
+        breaking_server(archive.clone(), cut),
+        md5.clone(),
+    );
+
+    let error = fetch::stl10(&broken).unwrap_err();
+
+    assert!(matches!(error, FetchError::Interrupted { .. }), "{error:?}");
+    assert!(error.to_string().contains("again to resume"), "{error}");
+    // Only the partial archive is left: no staged or final dataset files.
+    assert_eq!(
+        tree(tmp.path()),
+        vec![PathBuf::from("stl10_binary.tar.gz.part")]
+    );
+    let part = fs::read(tmp.path().join("stl10_binary.tar.gz.part")).unwrap();
+    assert_eq!(part, archive[..cut]);
+
+    let server = TestServer::file("/s.tgz", archive.clone(), &[], true);
+    fetch::stl10(&stl10_request(tmp.path(), server.url("/s.tgz"), md5)).unwrap();
+    assert_eq!(server.ranges(), vec![Some(format!("bytes={cut}-"))]);
+    assert_extracted(tmp.path(), &STL10_FILES);
 }
 
 #[test]
@@ -380,6 +413,26 @@ fn weights_resume_from_a_partial_file() {
     assert_eq!(server.ranges(), vec![Some("bytes=30000-".to_string())]);
     assert_eq!(fs::read(path).unwrap(), weights);
     assert!(!part.exists());
+}
+
+#[test]
+fn weights_broken_connection_then_resume() {
+    let weights = support::bytes(70_000, 17);
+    let tmp = tempfile::tempdir().unwrap();
+    let error = fetch::vgg16(&weights_request(
+        tmp.path(),
+        breaking_server(weights.clone(), 20_000),
+    ))
+    .unwrap_err();
+    assert!(matches!(error, FetchError::Interrupted { .. }), "{error:?}");
+    let part = tmp.path().join(format!("{}.part", fetch::VGG16_FILE_NAME));
+    assert_eq!(fs::read(&part).unwrap(), weights[..20_000]);
+
+    let etag = format!("\"{}\"", sha256_hex(&weights));
+    let server = TestServer::file("/w", weights.clone(), &[("ETag", &etag)], true);
+    let path = fetch::vgg16(&weights_request(tmp.path(), server.url("/w"))).unwrap();
+    assert_eq!(server.ranges(), vec![Some("bytes=20000-".to_string())]);
+    assert_eq!(fs::read(path).unwrap(), weights);
 }
 
 #[test]

@@ -69,15 +69,33 @@ pub fn stl10(fetch: &Stl10Fetch) -> Result<PathBuf, FetchError> {
         return Ok(fetch.dir.clone());
     }
     fs::create_dir_all(&out).map_err(FetchError::io("create", &out))?;
-    let part = fetch.dir.join("stl10_binary.tar.gz.part");
     say(
         fetch.quiet,
         &format!("fetching STL10 from {} into {}", fetch.url, out.display()),
     );
+    if let Err(error) = download_and_extract(fetch, &out, &wanted, md5) {
+        // Leave no empty stl10_binary/ that looks like a dataset (fails, as
+        // it should, when the directory holds anything).
+        let _ = fs::remove_dir(&out);
+        return Err(error);
+    }
+    say(fetch.quiet, &format!("STL10 is in {}", out.display()));
+    Ok(fetch.dir.clone())
+}
+
+/// Streams the archive into `out`'s staged files and commits them once the
+/// md5 matches.
+fn download_and_extract(
+    fetch: &Stl10Fetch,
+    out: &Path,
+    wanted: &[&str],
+    md5: String,
+) -> Result<(), FetchError> {
+    let part = fetch.dir.join("stl10_binary.tar.gz.part");
 
     let mut download = Download::start(&fetch.url, &part, Algorithm::Md5, STL10_HINT, fetch.quiet)?;
-    let mut staged = Staged::new(&out);
-    let extraction = extract(&mut download, &wanted, &fetch.url, &mut staged);
+    let mut staged = Staged::new(out);
+    let extraction = extract(&mut download, wanted, &fetch.url, &mut staged);
     if let Some(failure) = download.take_failure() {
         // The network or the .part file failed, not the archive: keep the
         // .part file so the next run resumes.
@@ -116,8 +134,7 @@ pub fn stl10(fetch: &Stl10Fetch) -> Result<PathBuf, FetchError> {
     }
     staged.commit(&md5)?;
     remove_quietly(&part);
-    say(fetch.quiet, &format!("STL10 is in {}", out.display()));
-    Ok(fetch.dir.clone())
+    Ok(())
 }
 
 /// Whether every wanted file exists with the size recorded for `md5`'s

@@ -220,3 +220,31 @@ pub fn sha256_hex(data: &[u8]) -> String {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Serves one request with a 200 announcing all of `body` but sends only
+/// `body[..cut]` before closing: a connection that breaks mid-download.
+/// Returns the URL (any path).
+pub fn breaking_server(body: Vec<u8>, cut: usize) -> String {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        // Read the whole request first, so closing does not reset the connection.
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            request.push(byte[0]);
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(&body[..cut]);
+        let _ = stream.flush();
+    });
+    format!("http://127.0.0.1:{port}/file")
+}
