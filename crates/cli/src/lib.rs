@@ -1,0 +1,20 @@
+//! The library behind the `finetune` command.
+//!
+//! Only the download side lives here so far: [`fetch`] gets the STL10 archive
+//! and the pretrained VGG16 weights into a local cache, resuming interrupted
+//! downloads and checking checksums, so that `cargo xtask finetune` and the
+//! `finetune fetch` command share one implementation.
+//!
+//! ```no_run
+//! use finetune_cli::fetch::{self, Stl10Fetch, WeightsFetch};
+//!
+//! # fn main() -> Result<(), fetch::FetchError> {
+//! let env = |key: &str| std::env::var(key).ok();
+//! let data_dir = fetch::stl10(&Stl10Fetch::from_env(None, env)?)?;
+//! let weights = fetch::vgg16(&WeightsFetch::from_env(None, env)?)?;
+//! println!("{} {}", data_dir.display(), weights.display());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod fetch;
