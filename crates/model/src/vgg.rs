@@ -805,3 +805,166 @@ fn batch_norm(x: &Tensor, layer: &Layer, mode: &Mode) -> Result<Tensor, ModelErr
         .broadcast_add(&bias.tensor().reshape((1, c, 1, 1))?)?;
     Ok(y)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::VggVariant;
+
+    fn narrow() -> Vgg {
+        let mut config = VggConfig::vgg16(10);
+        config.width_divisor = 16;
+        config.classifier_hidden = 32;
+        Vgg::new_random(config, 3, &Device::Cpu).expect("narrow vgg")
+    }
+
+    fn images(h: usize, w: usize) -> Tensor {
+        let n = 2 * 3 * h * w;
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        Tensor::from_vec(v, (2, 3, h, w), &Device::Cpu).expect("images")
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+            .expect("diff")
+    }
+
+    #[test]
+    fn layout_matches_torchvision_vgg16() {
+        let layout = Vgg::state_dict_layout(&VggConfig::vgg16(1000));
+        assert_eq!(layout.len(), 32);
+        let convs: Vec<usize> = layout
+            .iter()
+            .filter(|(n, s)| n.starts_with("features.") && s.len() == 4)
+            .map(|(n, _)| n.split('.').nth(1).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(convs, [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]);
+        let count: usize = layout
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        assert_eq!(count, 138_357_544);
+        assert_eq!(
+            layout[26],
+            ("classifier.0.weight".into(), vec![4096, 25088])
+        );
+        let bn = Vgg::state_dict_layout(&VggConfig::new(VggVariant::Vgg11, true, 10));
+        assert!(bn
+            .iter()
+            .any(|(n, s)| n == "features.1.num_batches_tracked" && s.is_empty()));
+    }
+
+    #[test]
+    fn ranges_compose_to_the_full_forward() -> Result<(), ModelError> {
+        let vgg = narrow();
+        let x = images(40, 56);
+        let full = vgg.forward_t(&x, &Mode::Eval)?;
+        let mut h = x.clone();
+        for w in Cut::ALL.windows(2) {
+            h = vgg.forward_range(&h, w[0], w[1], &Mode::Eval)?;
+        }
+        assert_eq!(max_diff(&full, &h), 0.0);
+        assert_eq!(
+            vgg.forward_range(&x, Cut::Input, Cut::Block(5), &Mode::Eval)?
+                .dims(),
+            &[2, 32, 1, 1]
+        );
+        assert_eq!(Cut::Block(5), Cut::Features);
+        Ok(())
+    }
+
+    #[test]
+    fn first_trainable_cut_follows_the_frozen_prefix() {
+        let mut vgg = narrow();
+        assert_eq!(vgg.first_trainable_cut(), Cut::Input);
+        vgg.set_trainable(|n| n.starts_with("classifier.6."));
+        assert_eq!(vgg.first_trainable_cut(), Cut::Hidden);
+        assert_eq!(vgg.trainable_parameters().len(), 2);
+        vgg.set_trainable(|n| n.starts_with("classifier."));
+        assert_eq!(vgg.first_trainable_cut(), Cut::Pooled);
+        vgg.set_trainable(|n| n.starts_with("features.28") || n.starts_with("classifier."));
+        assert_eq!(vgg.first_trainable_cut(), Cut::Block(4));
+        vgg.set_trainable(|n| n == "features.10.bias");
+        assert_eq!(vgg.first_trainable_cut(), Cut::Block(2));
+        vgg.set_trainable(|_| false);
+        assert_eq!(vgg.first_trainable_cut(), Cut::Logits);
+        assert_eq!(vgg.named_parameters().len(), 32);
+    }
+
+    #[test]
+    fn frozen_layers_get_no_gradient_and_frozen_dropout_is_identity() -> Result<(), ModelError> {
+        let mut vgg = narrow();
+        vgg.set_trainable(|n| n.starts_with("classifier.6."));
+        let x = images(32, 32);
+        let train = Mode::Train { dropout_seed: 9 };
+        // Nothing before classifier.2 / classifier.5 trains: both dropouts are identity.
+        let eval = vgg.forward_t(&x, &Mode::Eval)?;
+        let trained = vgg.forward_t(&x, &train)?;
+        assert_eq!(max_diff(&eval, &trained), 0.0);
+        let grads = trained.sum_all()?.backward()?;
+        for (name, var) in vgg.named_parameters() {
+            let has = grads.get(var.as_tensor()).is_some();
+            assert_eq!(has, name.starts_with("classifier.6."), "{name}");
+        }
+        // With classifier.3 trainable, classifier.5's dropout fires (seeded).
+        vgg.set_trainable(|n| n.starts_with("classifier.3.") || n.starts_with("classifier.6."));
+        let a = vgg.forward_t(&x, &train)?;
+        let b = vgg.forward_t(&x, &train)?;
+        let c = vgg.forward_t(&x, &Mode::Train { dropout_seed: 10 })?;
+        assert_eq!(max_diff(&a, &b), 0.0, "same seed, same masks");
+        assert!(max_diff(&a, &c) > 0.0, "another seed, other masks");
+        assert!(max_diff(&a, &eval) > 0.0);
+        // ... but the prefix up to Pooled is still constant.
+        let p_eval = vgg.forward_range(&x, Cut::Input, Cut::Pooled, &Mode::Eval)?;
+        let p_train = vgg.forward_range(&x, Cut::Input, Cut::Pooled, &train)?;
+        assert_eq!(max_diff(&p_eval, &p_train), 0.0);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_inputs_are_refused_before_compute() {
+        let vgg = narrow();
+        // Wrong channel count, too small, not batched.
+        for shape in [vec![1, 1, 64, 64], vec![1, 3, 31, 64], vec![3, 64, 64]] {
+            let x = Tensor::zeros(shape.as_slice(), DType::F32, &Device::Cpu).expect("zeros");
+            let err = vgg.forward_t(&x, &Mode::Eval).expect_err("refused");
+            assert!(matches!(err, ModelError::BadInput(_)), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(&format!("{shape:?}")), "{text}");
+            assert!(text.contains("[N, 3, H, W] with H, W >= 32"), "{text}");
+        }
+        let pooled = Tensor::zeros((2, 100), DType::F32, &Device::Cpu).expect("zeros");
+        assert!(vgg
+            .forward_range(&pooled, Cut::Pooled, Cut::Logits, &Mode::Eval)
+            .is_err());
+        assert!(vgg
+            .forward_range(&pooled, Cut::Logits, Cut::Pooled, &Mode::Eval)
+            .is_err());
+    }
+
+    #[test]
+    fn new_head_is_seeded_and_bounded() -> Result<(), ModelError> {
+        let mut a = narrow();
+        let mut b = narrow();
+        a.new_head(4, 11)?;
+        b.new_head(4, 11)?;
+        assert_eq!(a.config().num_classes, 4);
+        let head = |v: &Vgg| {
+            v.to_named_tensors()
+                .into_iter()
+                .find(|(n, _)| n == "classifier.6.weight")
+                .map(|(_, t)| t.flatten_all().and_then(|t| t.to_vec1::<f32>()))
+        };
+        let (ha, hb) = (head(&a), head(&b));
+        assert!(matches!((&ha, &hb), (Some(Ok(x)), Some(Ok(y))) if x == y && x.len() == 4 * 32));
+        if let Some(Ok(w)) = ha {
+            assert!(w.iter().all(|v| v.abs() <= 1.0 / 32f32.sqrt()));
+        }
+        let logits = a.forward_t(&images(32, 32), &Mode::Eval)?;
+        assert_eq!(logits.dims(), &[2, 4]);
+        Ok(())
+    }
+}

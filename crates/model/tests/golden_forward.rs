@@ -37,6 +37,8 @@ fn check(tag: &str, shape: &[usize], vgg: &Vgg) {
     let x = formula_input(shape, 1000);
     let logits = vgg.forward_t(&x, &Mode::Eval).expect("forward");
     let want = &golden()[&format!("{tag}.logits")];
+    // Printed for the README's "seen" column (`cargo test -- --nocapture`).
+    eprintln!("{tag}: relative error {:e}", common::rel_err(&logits, want));
     assert_close(&logits, want, TOL, tag);
 }
 
