@@ -1,1 +1,50 @@
-//! finetune-model (work in progress).
+//! VGG with torchvision's exact semantics on candle, and its weights in and out.
+//!
+//! - [`Vgg`]: vgg11/13/16/19 and their `_bn` variants, batched NCHW input of
+//!   any size from 32x32, `AdaptiveAvgPool2d((7, 7))` with PyTorch's bins,
+//!   dropout where torchvision has it, eval and train [`Mode`].
+//! - Weights in: [`Vgg::load`] reads safetensors (memory-mapped) or PyTorch
+//!   zip `.pth`, torchvision or timm names, f16/bf16 converted; a head of
+//!   another size is replaced by a new seeded one ([`LoadReport`] says so).
+//! - Weights out: [`Vgg::save_safetensors`] writes torchvision names that
+//!   `torchvision.models.vgg16(num_classes=n).load_state_dict` accepts.
+//! - Made for freezing: parameters are [`candle_core::Var`]s with a per-parameter
+//!   trainable flag ([`Vgg::set_trainable`]); the forward pass can start and
+//!   stop at any [`Cut`], so a frozen prefix can run once without autograd.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use finetune_model::{Cut, Mode, Vgg, VggConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A narrow VGG16 keeps the example fast; `VggConfig::vgg16(10)` is the real one.
+//! let mut config = VggConfig::vgg16(10);
+//! config.width_divisor = 16;
+//! config.classifier_hidden = 32;
+//! let mut vgg = Vgg::new_random(config, 0, &Device::Cpu)?;
+//! vgg.set_trainable(|name| name.starts_with("classifier."));
+//! // Everything up to the flattened pooled features is frozen: compute it once.
+//! assert_eq!(vgg.first_trainable_cut(), Cut::Pooled);
+//!
+//! let images = Tensor::zeros((2, 3, 32, 32), candle_core::DType::F32, &Device::Cpu)?;
+//! let pooled = vgg.forward_range(&images, Cut::Input, Cut::Pooled, &Mode::Eval)?;
+//! let train = Mode::Train { dropout_seed: 1 };
+//! let logits = vgg.forward_range(&pooled, Cut::Pooled, Cut::Logits, &train)?;
+//! assert_eq!(logits.dims(), &[2, 10]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod adaptive_pool;
+mod checkpoint;
+mod config;
+mod dropout;
+mod error;
+mod max_pool;
+mod vgg;
+
+pub use adaptive_pool::{adaptive_avg_pool2d, adaptive_bin};
+pub use checkpoint::{CheckpointFormat, LoadReport, NamingScheme};
+pub use config::{VggConfig, VggVariant};
+pub use error::{Mismatch, ModelError};
+pub use vgg::{Cut, Mode, Vgg, MIN_INPUT_SIDE};
