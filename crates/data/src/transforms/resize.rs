@@ -9,6 +9,12 @@
 //! shrinking averages all covered pixels. This module repeats those steps, so
 //! results equal Pillow's byte for byte (checked against fixtures in
 //! `tests/golden.rs`).
+//!
+//! Known difference: Pillow 13 (python-pillow/Pillow#9549) runs the vertical
+//! pass first when the height shrinks much more than the width; each pass
+//! rounds to u8, so there some bytes can differ by 1 from this (Pillow <= 12)
+//! order. Uniform scalings, such as square to square (STL10 96 -> 224), are
+//! unaffected.
 
 use super::RgbImage;
 use crate::DataError;
