@@ -191,6 +191,6 @@ fn read_checks_index_and_buffer() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("index 2"), "{err}");
-    let err = ds.read_image(0, &mut vec![0; 10]).unwrap_err().to_string();
+    let err = ds.read_image(0, &mut [0; 10]).unwrap_err().to_string();
     assert!(err.contains("27648") && err.contains("found 10"), "{err}");
 }
