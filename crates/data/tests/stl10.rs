@@ -186,10 +186,7 @@ fn wrong_class_names_file_is_named() {
 fn read_checks_index_and_buffer() {
     let dir = write(2, 0, 0);
     let ds = Stl10::open(dir.path(), Split::Train, None).unwrap();
-    let err = ds
-        .read_image(2, &mut vec![0; 27648])
-        .unwrap_err()
-        .to_string();
+    let err = ds.read_image(2, &mut [0; 27648]).unwrap_err().to_string();
     assert!(err.contains("index 2"), "{err}");
     let err = ds.read_image(0, &mut [0; 10]).unwrap_err().to_string();
     assert!(err.contains("27648") && err.contains("found 10"), "{err}");
