@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::transforms::ImageRef;
 use crate::DataError;
 
 /// Label of an image that has none (STL10's `unlabeled` split). torchvision
@@ -39,6 +40,14 @@ pub trait Dataset: Send + Sync {
     /// Writes image `index` into `out` as HWC u8 RGB, row-major, in the
     /// orientation torchvision shows (`out.len()` must be `3 * h * w`).
     fn read_image(&self, index: usize, out: &mut [u8]) -> Result<(), DataError>;
+
+    /// Image `index` borrowed in its stored layout, when the data set holds it
+    /// in memory (`None` otherwise, or when `index` is out of range). Lets the
+    /// loader skip the copy [`read_image`](Dataset::read_image) makes.
+    fn image_ref(&self, index: usize) -> Option<ImageRef<'_>> {
+        let _ = index;
+        None
+    }
 
     /// A short name for image `index` in prediction files: the file path
     /// relative to the root for folders, the index otherwise.

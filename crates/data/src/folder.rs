@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::dataset::{check_image_buffer, Dataset, Split};
-use crate::transforms::{Resize, RgbImage};
+use crate::transforms::{ImageRef, Resize, RgbImage};
 use crate::DataError;
 
 /// torchvision's `IMG_EXTENSIONS`: files with these endings are images.
@@ -183,6 +183,12 @@ impl Dataset for ImageFolder {
         let size = out.len();
         out.copy_from_slice(&self.pixels[index * size..(index + 1) * size]);
         Ok(())
+    }
+
+    fn image_ref(&self, index: usize) -> Option<ImageRef<'_>> {
+        let size = 3 * self.dims.0 * self.dims.1;
+        let data = self.pixels.get(index * size..(index + 1) * size)?;
+        Some(ImageRef::hwc(data, self.dims))
     }
 
     fn item_name(&self, index: usize) -> String {

@@ -301,11 +301,14 @@ pub fn augment_batch(
     out.par_chunks_mut(sample)
         .zip(indices.par_iter())
         .try_for_each(|(out, &index)| {
+            let mut rng = sample_rng(seed, epoch, index);
+            if let Some(image) = dataset.image_ref(index) {
+                return pipeline.apply_ref(image, &mut rng, out);
+            }
             IMAGE.with(|image| {
                 let image = &mut *image.borrow_mut();
                 image.resize(3 * dims.0 * dims.1, 0);
                 dataset.read_image(index, image)?;
-                let mut rng = sample_rng(seed, epoch, index);
                 pipeline.apply(image, dims, &mut rng, out)
             })
         })

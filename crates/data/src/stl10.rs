@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::dataset::{check_image_buffer, Dataset, Split, UNLABELED};
+use crate::transforms::ImageRef;
 use crate::DataError;
 
 /// Image side in pixels.
@@ -146,6 +147,22 @@ impl Dataset for Stl10 {
         let start = self.file_index(index) * STL10_IMAGE_BYTES;
         transpose_to_hwc(&self.images[start..start + STL10_IMAGE_BYTES], out);
         Ok(())
+    }
+
+    fn image_ref(&self, index: usize) -> Option<ImageRef<'_>> {
+        if index >= self.len() {
+            return None;
+        }
+        let start = self.file_index(index) * STL10_IMAGE_BYTES;
+        // Column-major planes: moving down a row is the next byte.
+        Some(ImageRef {
+            data: &self.images[start..start + STL10_IMAGE_BYTES],
+            height: STL10_SIDE,
+            width: STL10_SIDE,
+            row_stride: 1,
+            col_stride: STL10_SIDE,
+            channel_stride: STL10_SIDE * STL10_SIDE,
+        })
     }
 }
 

@@ -240,3 +240,28 @@ fn prefetch_fills_k_batches_without_the_consumer_asking() {
     drop(first);
     assert_eq!(epoch.by_ref().count(), 9);
 }
+
+#[test]
+fn zero_copy_path_equals_read_image_then_apply() {
+    let (_dir, ds) = stl10(9);
+    let mut c = config(3);
+    c.seed = 11;
+    let pipeline = Pipeline::recipe_train(96);
+    let loader = PrefetchLoader::new(ds.clone(), pipeline.clone(), c);
+    let mut img = vec![0u8; 27648];
+    let mut expected = vec![0f32; 27648];
+    for batch in loader.epoch(4) {
+        let batch = batch.unwrap();
+        for (k, &i) in batch.indices().iter().enumerate() {
+            ds.read_image(i, &mut img).unwrap();
+            let mut rng = finetune_data::sample_rng(11, 4, i);
+            pipeline
+                .apply(&img, (96, 96), &mut rng, &mut expected)
+                .unwrap();
+            assert!(
+                batch.images()[k * 27648..(k + 1) * 27648] == expected[..],
+                "index {i}"
+            );
+        }
+    }
+}

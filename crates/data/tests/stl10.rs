@@ -191,3 +191,13 @@ fn read_checks_index_and_buffer() {
     let err = ds.read_image(0, &mut [0; 10]).unwrap_err().to_string();
     assert!(err.contains("27648") && err.contains("found 10"), "{err}");
 }
+
+#[test]
+fn borrowed_view_equals_read_image() {
+    let dir = write(3, 0, 0);
+    let ds = Stl10::open(dir.path(), Split::Train, None).unwrap();
+    let mut img = vec![0u8; 27648];
+    ds.read_image(1, &mut img).unwrap();
+    assert_eq!(ds.image_ref(1).unwrap().to_hwc().data, img);
+    assert!(ds.image_ref(3).is_none());
+}

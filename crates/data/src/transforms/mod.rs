@@ -53,6 +53,84 @@ impl RgbImage {
     }
 }
 
+/// A borrowed u8 RGB image in any layout: byte (row y, column x, channel c)
+/// is `data[y * row_stride + x * col_stride + c * channel_stride]`. Lets the
+/// pipeline read STL10's column-major planes straight from the memory map.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageRef<'a> {
+    /// The bytes.
+    pub data: &'a [u8],
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Bytes between vertically adjacent pixels.
+    pub row_stride: usize,
+    /// Bytes between horizontally adjacent pixels.
+    pub col_stride: usize,
+    /// Bytes between the channels of one pixel.
+    pub channel_stride: usize,
+}
+
+impl<'a> ImageRef<'a> {
+    /// A row-major HWC image (`data.len()` must be `3 * h * w`).
+    pub fn hwc(data: &'a [u8], dims: (usize, usize)) -> ImageRef<'a> {
+        ImageRef {
+            data,
+            height: dims.0,
+            width: dims.1,
+            row_stride: 3 * dims.1,
+            col_stride: 3,
+            channel_stride: 1,
+        }
+    }
+
+    /// (height, width).
+    pub fn dims(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+
+    fn is_hwc(&self) -> bool {
+        self.col_stride == 3 && self.channel_stride == 1 && self.row_stride == 3 * self.width
+    }
+
+    /// Checks every addressed byte lies inside `data`.
+    fn check(&self) -> Result<(), DataError> {
+        let last = if self.height == 0 || self.width == 0 {
+            0
+        } else {
+            (self.height - 1) * self.row_stride
+                + (self.width - 1) * self.col_stride
+                + 2 * self.channel_stride
+                + 1
+        };
+        if self.data.len() < last {
+            return Err(DataError::BufferSize {
+                what: format!("input image of {}x{}", self.height, self.width),
+                expected: last,
+                found: self.data.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The image as an owned HWC copy.
+    pub fn to_hwc(&self) -> RgbImage {
+        let mut data = Vec::with_capacity(3 * self.height * self.width);
+        for y in 0..self.height {
+            for x in 0..self.width {
+                let at = y * self.row_stride + x * self.col_stride;
+                data.extend((0..3).map(|c| self.data[at + c * self.channel_stride]));
+            }
+        }
+        RgbImage {
+            height: self.height,
+            width: self.width,
+            data,
+        }
+    }
+}
+
 /// One u8 stage of a [`Pipeline`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Step {
@@ -279,7 +357,18 @@ impl Pipeline {
         rng: &mut R,
         out: &mut [f32],
     ) -> Result<(), DataError> {
-        self.run(image, dims, &mut RandomDraws(rng), out)
+        self.run(ImageRef::hwc(image, dims), &mut RandomDraws(rng), out)
+    }
+
+    /// Like [`apply`](Pipeline::apply) for an image in any layout (e.g.
+    /// STL10's column-major planes, read without copying).
+    pub fn apply_ref<R: Rng + ?Sized>(
+        &self,
+        image: ImageRef<'_>,
+        rng: &mut R,
+        out: &mut [f32],
+    ) -> Result<(), DataError> {
+        self.run(image, &mut RandomDraws(rng), out)
     }
 
     /// Like [`apply`](Pipeline::apply) with the random outcomes given, one
@@ -294,7 +383,7 @@ impl Pipeline {
         let mut draws = FixedDraws {
             choices: choices.iter(),
         };
-        self.run(image, dims, &mut draws, out)?;
+        self.run(ImageRef::hwc(image, dims), &mut draws, out)?;
         match draws.choices.next() {
             Some(extra) => Err(DataError::BadPipeline {
                 description: self.to_string(),
@@ -306,18 +395,12 @@ impl Pipeline {
 
     fn run(
         &self,
-        image: &[u8],
-        dims: (usize, usize),
+        image: ImageRef<'_>,
         draws: &mut dyn Draws,
         out: &mut [f32],
     ) -> Result<(), DataError> {
-        if image.len() != 3 * dims.0 * dims.1 {
-            return Err(DataError::BufferSize {
-                what: format!("input image of {}x{}", dims.0, dims.1),
-                expected: 3 * dims.0 * dims.1,
-                found: image.len(),
-            });
-        }
+        image.check()?;
+        let dims = image.dims();
         let out_dims = self.output_dims(dims)?;
         if out.len() != 3 * out_dims.0 * out_dims.1 {
             return Err(DataError::BufferSize {
@@ -328,9 +411,18 @@ impl Pipeline {
         }
         if self.fused_from == 0 {
             let view = self.fused_view(dims, draws)?;
-            self.lut.write(image, &view, out);
+            self.lut.write(&image, &view, out);
             return Ok(());
         }
+        // The u8 steps work on HWC; other layouts are copied once (rare:
+        // only pipelines that resize or chain crops pay for it).
+        let owned;
+        let image: &[u8] = if image.is_hwc() {
+            image.data
+        } else {
+            owned = image.to_hwc();
+            &owned.data
+        };
         SCRATCH.with(|scratch| {
             let (a, b) = &mut *scratch.borrow_mut();
             let mut dims = dims;
@@ -363,7 +455,7 @@ impl Pipeline {
             }
             let src: &[u8] = if in_scratch { a } else { image };
             let view = self.fused_view(dims, draws)?;
-            self.lut.write(src, &view, out);
+            self.lut.write(&ImageRef::hwc(src, dims), &view, out);
             Ok(())
         })
     }

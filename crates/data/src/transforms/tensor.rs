@@ -2,7 +2,7 @@
 //! `ToTensor` and `Normalize` in one pass from u8 pixels to f32.
 
 use super::geometry::View;
-use super::RgbImage;
+use super::{ImageRef, RgbImage};
 use crate::DataError;
 
 /// HWC u8 -> CHW f32 divided by 255 (torchvision `transforms.ToTensor`:
@@ -14,7 +14,8 @@ impl ToTensor {
     /// The image as CHW f32 in [0, 1].
     pub fn apply(&self, image: &RgbImage) -> Vec<f32> {
         let mut out = vec![0f32; image.data.len()];
-        Lut::new(None).write(&image.data, &View::identity(image.dims()), &mut out);
+        let src = ImageRef::hwc(&image.data, image.dims());
+        Lut::new(None).write(&src, &View::identity(image.dims()), &mut out);
         out
     }
 }
@@ -83,10 +84,10 @@ impl Lut {
         Lut { table }
     }
 
-    /// Writes the view of HWC u8 `src` into CHW `out` (3 * out.0 * out.1).
-    /// Padding gets the value of byte 0, as torchvision pads with 0 before
-    /// `ToTensor` and `Normalize`.
-    pub fn write(&self, src: &[u8], view: &View, out: &mut [f32]) {
+    /// Writes the view of `src` into CHW `out` (3 * out.0 * out.1). Padding
+    /// gets the value of byte 0, as torchvision pads with 0 before `ToTensor`
+    /// and `Normalize`.
+    pub fn write(&self, src: &ImageRef<'_>, view: &View, out: &mut [f32]) {
         let (oh, ow) = view.out;
         let plane = oh * ow;
         let (r_plane, rest) = out.split_at_mut(plane);
@@ -95,6 +96,7 @@ impl Lut {
         let pad = [lr[0], lg[0], lb[0]];
         let span = view.span();
         let n = span.x1 - span.x0;
+        let (cs, chs) = (src.col_stride, src.channel_stride);
         let rows = r_plane
             .chunks_exact_mut(ow)
             .zip(g_plane.chunks_exact_mut(ow))
@@ -110,24 +112,35 @@ impl Lut {
                 row[..span.x0].fill(pad[c]);
                 row[span.x1..].fill(pad[c]);
             }
-            let start = (sy * view.src.1 + span.src_x) * 3;
-            let pixels = src[start..start + 3 * n].chunks_exact(3);
+            if n == 0 {
+                continue;
+            }
+            // The row's source pixels, one slice per channel, each starting
+            // at the span's leftmost pixel.
+            let start = sy * src.row_stride + span.src_x * cs;
+            let len = (n - 1) * cs + 1;
+            let sr = &src.data[start..start + len];
+            let sg = &src.data[start + chs..start + chs + len];
+            let sb = &src.data[start + 2 * chs..start + 2 * chs + len];
             let (r, g, b) = (
                 &mut r[span.x0..span.x1],
                 &mut g[span.x0..span.x1],
                 &mut b[span.x0..span.x1],
             );
+            let pixels = r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut());
             if view.flip {
-                for (x, px) in pixels.rev().enumerate() {
-                    r[x] = lr[usize::from(px[0])];
-                    g[x] = lg[usize::from(px[1])];
-                    b[x] = lb[usize::from(px[2])];
+                for (k, ((r, g), b)) in pixels.enumerate() {
+                    let s = (n - 1 - k) * cs;
+                    *r = lr[usize::from(sr[s])];
+                    *g = lg[usize::from(sg[s])];
+                    *b = lb[usize::from(sb[s])];
                 }
             } else {
-                for (x, px) in pixels.enumerate() {
-                    r[x] = lr[usize::from(px[0])];
-                    g[x] = lg[usize::from(px[1])];
-                    b[x] = lb[usize::from(px[2])];
+                for (k, ((r, g), b)) in pixels.enumerate() {
+                    let s = k * cs;
+                    *r = lr[usize::from(sr[s])];
+                    *g = lg[usize::from(sg[s])];
+                    *b = lb[usize::from(sb[s])];
                 }
             }
         }
@@ -152,7 +165,8 @@ mod tests {
         let mut two_step = ToTensor.apply(&img);
         n.apply(&mut two_step).unwrap();
         let mut fused = vec![0f32; two_step.len()];
-        Lut::new(Some(&n)).write(&img.data, &View::identity(img.dims()), &mut fused);
+        let src = ImageRef::hwc(&img.data, img.dims());
+        Lut::new(Some(&n)).write(&src, &View::identity(img.dims()), &mut fused);
         assert_eq!(fused, two_step);
         assert_eq!(ToTensor.apply(&img)[255], 1.0);
     }
