@@ -1,0 +1,111 @@
+//! Small data sets written to disk for tests, examples and benchmarks (no
+//! download needed). The pixel formula is repeated in
+//! `tools/golden/data.py`, which produces the golden fixtures from the same
+//! bytes.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::stl10::STL10_IMAGE_BYTES;
+use crate::Split;
+
+/// The STL10 class names, in `class_names.txt` order.
+pub const STL10_CLASS_NAMES: [&str; 10] = [
+    "airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck",
+];
+
+/// The 0-based class [`write_stl10`] gives image `image` of `split`
+/// (`None` for unlabeled).
+pub fn stl10_class(split: Split, image: usize) -> Option<usize> {
+    match split {
+        Split::Train => Some(image % 10),
+        Split::Test => Some((image * 3 + 1) % 10),
+        Split::Unlabeled => None,
+    }
+}
+
+/// Byte `offset` (within the image, in the file's column-major layout) of
+/// image `image` of `split`. Brightness grows with the class so that a tiny
+/// model can learn the synthetic set; the rest varies with row, column and
+/// image so a transposed read is caught.
+pub fn stl10_byte(split: Split, image: usize, offset: usize) -> u8 {
+    let salt = match split {
+        Split::Train => 0,
+        Split::Test => 101,
+        Split::Unlabeled => 202,
+    };
+    let base = (offset * 7 + (offset / 96) * 3 + image * 41 + offset * offset / 97 + salt) % 56;
+    let class = stl10_class(split, image).unwrap_or(0);
+    (base + 20 * class) as u8
+}
+
+/// Writes `root/stl10_binary/` with `train`, `test` and `unlabeled` images
+/// (a split with 0 images gets no files), `class_names.txt` and a
+/// `fold_indices.txt` of 10 folds (fold f: `max(1, train/10)` consecutive
+/// indices from `f * max(1, train/10)`, wrapping). Returns the
+/// `stl10_binary/` path.
+pub fn write_stl10(
+    root: &Path,
+    train: usize,
+    test: usize,
+    unlabeled: usize,
+) -> io::Result<PathBuf> {
+    let dir = root.join("stl10_binary");
+    std::fs::create_dir_all(&dir)?;
+    for (split, count) in [
+        (Split::Train, train),
+        (Split::Test, test),
+        (Split::Unlabeled, unlabeled),
+    ] {
+        if count == 0 {
+            continue;
+        }
+        let images: Vec<u8> = (0..count)
+            .flat_map(|n| (0..STL10_IMAGE_BYTES).map(move |k| stl10_byte(split, n, k)))
+            .collect();
+        std::fs::write(dir.join(format!("{split}_X.bin")), images)?;
+        if let Some(labels) = (0..count)
+            .map(|n| stl10_class(split, n).map(|c| c as u8 + 1))
+            .collect::<Option<Vec<u8>>>()
+        {
+            std::fs::write(dir.join(format!("{split}_y.bin")), labels)?;
+        }
+    }
+    std::fs::write(
+        dir.join("class_names.txt"),
+        STL10_CLASS_NAMES.join("\n") + "\n",
+    )?;
+    let per_fold = (train / 10).max(1);
+    let folds: Vec<String> = (0..10)
+        .map(|f| {
+            (0..per_fold)
+                .map(|j| ((f * per_fold + j) % train.max(1)).to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    std::fs::write(dir.join("fold_indices.txt"), folds.join("\n") + "\n")?;
+    Ok(dir)
+}
+
+/// Writes `root/<class>/<nnn>.png` for each class name, `per_class` images of
+/// (height, width) `dims` whose colour depends on the class.
+pub fn write_image_folder(
+    root: &Path,
+    classes: &[&str],
+    per_class: usize,
+    dims: (usize, usize),
+) -> Result<(), image::ImageError> {
+    for (c, class) in classes.iter().enumerate() {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).map_err(image::ImageError::IoError)?;
+        for i in 0..per_class {
+            let img = image::RgbImage::from_fn(dims.1 as u32, dims.0 as u32, |x, y| {
+                let v = (x * 5 + y * 3 + i as u32 * 11) as u8;
+                image::Rgb([v, (c * 60) as u8, v / 2 + 30 * c as u8])
+            });
+            img.save(dir.join(format!("{i:03}.png")))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! `ToTensor` and `Normalize`, and the fused writer that applies crop, flip,
+//! `ToTensor` and `Normalize` in one pass from u8 pixels to f32.
+
+use super::geometry::View;
+use super::{ImageRef, RgbImage};
+use crate::DataError;
+
+/// HWC u8 -> CHW f32 divided by 255 (torchvision `transforms.ToTensor`:
+/// `img.permute(2, 0, 1).float().div(255)`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ToTensor;
+
+impl ToTensor {
+    /// The image as CHW f32 in [0, 1].
+    pub fn apply(&self, image: &RgbImage) -> Vec<f32> {
+        let mut out = vec![0f32; image.data.len()];
+        let src = ImageRef::hwc(&image.data, image.dims());
+        Lut::new(None).write(&src, &View::identity(image.dims()), &mut out);
+        out
+    }
+}
+
+/// Per-channel `(x - mean) / std` on a CHW f32 tensor (torchvision
+/// `transforms.Normalize`: `tensor.sub_(mean).div_(std)`, in f32).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalize {
+    /// Per-channel mean (R, G, B).
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation (R, G, B).
+    pub std: [f32; 3],
+}
+
+impl Normalize {
+    /// Normalises `chw` (3 equal planes) in place.
+    pub fn apply(&self, chw: &mut [f32]) -> Result<(), DataError> {
+        if chw.len() % 3 != 0 {
+            return Err(DataError::BufferSize {
+                what: "Normalize input (3 channel planes)".to_string(),
+                expected: chw.len() / 3 * 3,
+                found: chw.len(),
+            });
+        }
+        let plane = chw.len() / 3;
+        for (c, values) in chw.chunks_exact_mut(plane.max(1)).enumerate() {
+            for v in values {
+                *v = (*v - self.mean[c]) / self.std[c];
+            }
+        }
+        Ok(())
+    }
+
+    /// One channel value the way torchvision computes it from a byte.
+    fn of_byte(&self, channel: usize, byte: u8) -> f32 {
+        (to_unit(byte) - self.mean[channel]) / self.std[channel]
+    }
+}
+
+/// `ToTensor`'s value for a byte: f32 division, as ATen's `div` does (a
+/// multiplication by 1/255 would differ in the last bit for some bytes).
+fn to_unit(byte: u8) -> f32 {
+    f32::from(byte) / 255.0
+}
+
+/// The f32 value of every (channel, byte) pair after `ToTensor` and an optional
+/// `Normalize`: a 3 KB table that turns the per-pixel arithmetic into a lookup
+/// with results identical to computing it.
+#[derive(Debug, Clone)]
+pub(crate) struct Lut {
+    table: [[f32; 256]; 3],
+}
+
+impl Lut {
+    pub fn new(normalize: Option<&Normalize>) -> Lut {
+        let mut table = [[0f32; 256]; 3];
+        for (c, row) in table.iter_mut().enumerate() {
+            for (byte, v) in row.iter_mut().enumerate() {
+                let byte = byte as u8;
+                *v = match normalize {
+                    Some(n) => n.of_byte(c, byte),
+                    None => to_unit(byte),
+                };
+            }
+        }
+        Lut { table }
+    }
+
+    /// Writes the view of `src` into CHW `out` (3 * out.0 * out.1). Padding
+    /// gets the value of byte 0, as torchvision pads with 0 before `ToTensor`
+    /// and `Normalize`.
+    pub fn write(&self, src: &ImageRef<'_>, view: &View, out: &mut [f32]) {
+        let (oh, ow) = view.out;
+        let plane = oh * ow;
+        let (r_plane, rest) = out.split_at_mut(plane);
+        let (g_plane, b_plane) = rest.split_at_mut(plane);
+        let [lr, lg, lb] = &self.table;
+        let pad = [lr[0], lg[0], lb[0]];
+        let span = view.span();
+        let n = span.x1 - span.x0;
+        let (cs, chs) = (src.col_stride, src.channel_stride);
+        let rows = r_plane
+            .chunks_exact_mut(ow)
+            .zip(g_plane.chunks_exact_mut(ow))
+            .zip(b_plane.chunks_exact_mut(ow));
+        for (y, ((r, g), b)) in rows.enumerate() {
+            let Some(sy) = view.src_row(y) else {
+                r.fill(pad[0]);
+                g.fill(pad[1]);
+                b.fill(pad[2]);
+                continue;
+            };
+            for (c, row) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
+                row[..span.x0].fill(pad[c]);
+                row[span.x1..].fill(pad[c]);
+            }
+            if n == 0 {
+                continue;
+            }
+            // The row's source pixels, one slice per channel, each starting
+            // at the span's leftmost pixel.
+            let start = sy * src.row_stride + span.src_x * cs;
+            let len = (n - 1) * cs + 1;
+            let sr = &src.data[start..start + len];
+            let sg = &src.data[start + chs..start + chs + len];
+            let sb = &src.data[start + 2 * chs..start + 2 * chs + len];
+            let (r, g, b) = (
+                &mut r[span.x0..span.x1],
+                &mut g[span.x0..span.x1],
+                &mut b[span.x0..span.x1],
+            );
+            let pixels = r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut());
+            if view.flip {
+                for (k, ((r, g), b)) in pixels.enumerate() {
+                    let s = (n - 1 - k) * cs;
+                    *r = lr[usize::from(sr[s])];
+                    *g = lg[usize::from(sg[s])];
+                    *b = lb[usize::from(sb[s])];
+                }
+            } else {
+                for (k, ((r, g), b)) in pixels.enumerate() {
+                    let s = k * cs;
+                    *r = lr[usize::from(sr[s])];
+                    *g = lg[usize::from(sg[s])];
+                    *b = lb[usize::from(sb[s])];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_equals_to_tensor_then_normalize() {
+        let n = Normalize {
+            mean: [0.1, 0.5, 0.9],
+            std: [0.2, 0.3, 0.7],
+        };
+        let img = RgbImage {
+            height: 1,
+            width: 256,
+            data: (0..=255u8).flat_map(|b| [b, 255 - b, b / 2]).collect(),
+        };
+        let mut two_step = ToTensor.apply(&img);
+        n.apply(&mut two_step).unwrap();
+        let mut fused = vec![0f32; two_step.len()];
+        let src = ImageRef::hwc(&img.data, img.dims());
+        Lut::new(Some(&n)).write(&src, &View::identity(img.dims()), &mut fused);
+        assert_eq!(fused, two_step);
+        assert_eq!(ToTensor.apply(&img)[255], 1.0);
+    }
+}
