@@ -94,6 +94,25 @@ impl VggConfig {
         }
     }
 
+    /// Indices in torchvision's `features` Sequential of the five max-pools
+    /// (VGG16: 4 9 16 23 30); conv block `k` ends at the `k`-th. Each conv
+    /// takes two slots (conv, ReLU), three with batch norm.
+    pub fn pool_indices(&self) -> Vec<usize> {
+        let per_conv = if self.batch_norm { 3 } else { 2 };
+        let mut index = 0;
+        let mut pools = Vec::new();
+        for item in self.cfg.cfg(1) {
+            match item {
+                CfgItem::Conv(_) => index += per_conv,
+                CfgItem::MaxPool => {
+                    pools.push(index);
+                    index += 1;
+                }
+            }
+        }
+        pools
+    }
+
     /// Channels leaving `features` (512 at full width).
     pub fn feature_channels(&self) -> usize {
         512 / self.width_divisor
@@ -126,5 +145,21 @@ impl VggConfig {
         } else {
             Err(ModelError::InvalidConfig(problems.join("; ")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_indices_match_torchvision_features() {
+        // torchvision: vgg16().features[i] is MaxPool2d at 4 9 16 23 30;
+        // vgg16_bn at 6 13 23 33 43; vgg11 at 2 5 10 15 20.
+        assert_eq!(VggConfig::vgg16(10).pool_indices(), [4, 9, 16, 23, 30]);
+        let bn = VggConfig::new(VggVariant::Vgg16, true, 10);
+        assert_eq!(bn.pool_indices(), [6, 13, 23, 33, 43]);
+        let vgg11 = VggConfig::new(VggVariant::Vgg11, false, 10);
+        assert_eq!(vgg11.pool_indices(), [2, 5, 10, 15, 20]);
     }
 }
