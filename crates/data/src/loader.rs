@@ -190,13 +190,10 @@ impl PrefetchLoader {
         &self.shared.config
     }
 
-    /// Starts producing the batches of `epoch` in the background. The order
-    /// and every random draw depend only on (seed, epoch, dataset index).
-    pub fn epoch(&self, epoch: u64) -> EpochIter {
-        let dims = match self.validate() {
-            Ok(dims) => dims,
-            Err(e) => return EpochIter::failed(e),
-        };
+    /// The dataset indices of `epoch` in the order its batches visit them
+    /// (the configured subset, shuffled with (seed, epoch) when asked). Lets a
+    /// caller that cached per-image results replay the loader's order.
+    pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
         let config = &self.shared.config;
         let mut order: Vec<usize> = match &config.indices {
             Some(indices) => indices.clone(),
@@ -205,6 +202,18 @@ impl PrefetchLoader {
         if config.shuffle {
             shuffle(&mut order, config.seed, epoch);
         }
+        order
+    }
+
+    /// Starts producing the batches of `epoch` in the background. The order
+    /// and every random draw depend only on (seed, epoch, dataset index).
+    pub fn epoch(&self, epoch: u64) -> EpochIter {
+        let dims = match self.validate() {
+            Ok(dims) => dims,
+            Err(e) => return EpochIter::failed(e),
+        };
+        let config = &self.shared.config;
+        let order = self.epoch_order(epoch);
         let batches = self.len();
         let (tx, rx) = crossbeam_channel::bounded(config.prefetch);
         let shared = Arc::clone(&self.shared);

@@ -320,6 +320,17 @@ impl Pipeline {
         Ok(Pipeline::new(steps, normalize))
     }
 
+    /// Whether two passes over the same image can differ: any random crop
+    /// (conservatively, even one with no room to move) or a flip that can fire. A deterministic pipeline lets the
+    /// training loop cache what a frozen network computes from its output.
+    pub fn is_random(&self) -> bool {
+        self.steps.iter().any(|step| match step {
+            Step::Resize(_) => false,
+            Step::Crop(_) => true,
+            Step::Flip(f) => f.p > 0.0,
+        })
+    }
+
     /// The u8 steps, in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
