@@ -152,6 +152,10 @@ pub struct RunState {
     pub format_version: u32,
     /// Epochs completed; a resumed run starts at this zero-based epoch.
     pub epoch: usize,
+    /// Batches of epoch `epoch` already trained (non-zero only for a run
+    /// interrupted mid-epoch; the resumed run skips them).
+    #[serde(default)]
+    pub step_in_epoch: usize,
     /// Optimiser steps taken so far.
     pub global_step: u64,
     /// The best value of the early-stopping metric so far.
@@ -268,6 +272,7 @@ mod tests {
         let state = RunState {
             format_version: STATE_FORMAT_VERSION,
             epoch: 3,
+            step_in_epoch: 0,
             global_step: step,
             best_metric: Some(0.5),
             best_epoch: Some(2),

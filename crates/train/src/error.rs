@@ -8,6 +8,12 @@ pub enum TrainError {
     /// A tensor operation failed inside candle.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
+    /// The model refused an input or a file.
+    #[error(transparent)]
+    Model(#[from] finetune_model::ModelError),
+    /// The data pipeline failed (a file, an image, the loader).
+    #[error(transparent)]
+    Data(#[from] finetune_data::DataError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

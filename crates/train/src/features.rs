@@ -151,8 +151,13 @@ fn cache_key(model: &Vgg, loader: &PrefetchLoader, cut: Cut) -> u64 {
     format!("{cut:?}").hash(&mut h);
     loader.pipeline().to_string().hash(&mut h);
     loader.config().indices.hash(&mut h);
+    let trainable: std::collections::HashSet<String> = model
+        .trainable_parameters()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     for (name, var) in model.named_parameters() {
-        if var.as_tensor().is_variable() && model.is_trainable(&name) {
+        if trainable.contains(&name) {
             continue;
         }
         name.hash(&mut h);
@@ -203,7 +208,11 @@ fn save(path: &std::path::Path, features: &Features) -> Result<()> {
         (
             "indices".to_string(),
             Tensor::from_vec(
-                features.indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                features
+                    .indices
+                    .iter()
+                    .map(|&i| i as u32)
+                    .collect::<Vec<_>>(),
                 n,
                 device,
             )?,

@@ -235,7 +235,8 @@ pub fn resume_point(run_dir: &Path) -> Result<Option<ResumePoint>> {
 /// A seed for one optimiser step's dropout masks, from the run seed, epoch and step.
 fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
     // splitmix64 over the three numbers: neighbouring steps get unrelated masks.
-    let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    let mut z = seed
+        ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ (step as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -274,6 +275,7 @@ fn param_groups(model: &mut Vgg, policy: FreezePolicy, config: &FitConfig) -> Ve
 struct Stage {
     policy: FreezePolicy,
     cut: Cut,
+    base_lr: f64,
     optimizer: Box<dyn Optimizer>,
     train_features: Option<Features>,
     eval_features: Option<Features>,
@@ -294,6 +296,7 @@ impl Stage {
         Ok(Stage {
             policy,
             cut: model.first_trainable_cut(),
+            base_lr: optimizer_config.lr(),
             optimizer: optimizer_config.build(groups)?,
             train_features: None,
             eval_features: None,
@@ -415,8 +418,7 @@ pub fn fit(
 
         // Training.
         let frozen_prefix = stage.cut != Cut::Input;
-        if frozen_prefix && stage.train_features.is_none() && !data.train.pipeline().is_random()
-        {
+        if frozen_prefix && stage.train_features.is_none() && !data.train.pipeline().is_random() {
             stage.train_features =
                 cache.features(model, &data.train, stage.cut, "train", &progress)?;
         }
@@ -428,7 +430,7 @@ pub fn fit(
         let mut train_step = |step: usize, input: &Tensor, labels: &[u32]| -> Result<()> {
             lr = config
                 .schedule
-                .lr(stage.optimizer.base_lr(), epoch, step, steps_per_epoch);
+                .lr(stage.base_lr, epoch, step, steps_per_epoch);
             stage.optimizer.set_lr(lr);
             if let Some(m) = config.schedule.momentum(epoch, step, steps_per_epoch) {
                 stage.optimizer.set_momentum(m);
@@ -461,7 +463,7 @@ pub fn fit(
                     let (input, labels) = features.gather(chunk)?;
                     train_step(step, &input, &labels)?;
                     seen += chunk.len();
-                    bar.step(seen, Duration::ZERO);
+                    bar.update(step + 1, seen, Duration::ZERO);
                     if interrupt.load(Ordering::SeqCst) {
                         interrupted_at = Some(step + 1);
                         break;
@@ -486,7 +488,7 @@ pub fn fit(
                         seen += batch.len();
                     }
                     wait = batches.wait_time();
-                    bar.step(seen, wait);
+                    bar.update(step + 1, seen, wait);
                     step += 1;
                     if interrupt.load(Ordering::SeqCst) && step < steps_per_epoch {
                         interrupted_at = Some(step);
@@ -525,7 +527,8 @@ pub fn fit(
             (Some(eval), true) => {
                 let eval_cut = model.first_trainable_cut();
                 if eval_cut != Cut::Input && stage.eval_features.is_none() {
-                    stage.eval_features = cache.features(model, eval, eval_cut, "eval", &progress)?;
+                    stage.eval_features =
+                        cache.features(model, eval, eval_cut, "eval", &progress)?;
                 }
                 Some(match &stage.eval_features {
                     Some(f) => evaluate_features(model, f, eval_cut, num_classes, &progress)?,
@@ -607,7 +610,11 @@ pub fn fit(
 
 /// A training batch as a `[N, C, H, W]` tensor on `device`.
 pub fn batch_tensor(batch: &Batch, device: &Device) -> Result<Tensor> {
-    Ok(Tensor::from_slice(batch.images(), batch.shape(), device)?)
+    Ok(Tensor::from_slice(
+        batch.images(),
+        batch.shape().to_vec(),
+        device,
+    )?)
 }
 
 pub(crate) fn model_err(e: finetune_model::ModelError) -> TrainError {

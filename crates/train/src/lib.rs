@@ -33,16 +33,24 @@
 
 pub mod checkpoint;
 mod error;
+mod evaluate;
+mod features;
+pub mod fit;
 mod freeze;
 pub mod log;
 mod metrics;
 mod nan;
 mod optim;
 mod plot;
+mod progress;
 mod schedule;
 
 pub use checkpoint::{RngState, RunState};
 pub use error::{Result, TrainError};
+pub use fit::{
+    evaluate, fit, resume_point, FitConfig, FitData, FitSummary, Monitor, ResumePoint, StopReason,
+    BEST_WEIGHTS, LAST_WEIGHTS,
+};
 pub use freeze::{FirstTrainable, FreezePolicy, Unfreeze, VGG16_POOL_INDICES};
 pub use log::{EpochRecord, LogRecord, RunLog};
 pub use metrics::{ConfusionMatrix, Metrics, MetricsAccumulator};

@@ -231,6 +231,23 @@ impl OptimizerConfig {
         })
     }
 
+    /// The base learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Sgd(c) => c.lr,
+            OptimizerConfig::AdamW(c) => c.lr,
+        }
+    }
+
+    /// The same settings at another base learning rate.
+    pub fn with_lr(mut self, lr: f64) -> OptimizerConfig {
+        match &mut self {
+            OptimizerConfig::Sgd(c) => c.lr = lr,
+            OptimizerConfig::AdamW(c) => c.lr = lr,
+        }
+        self
+    }
+
     /// Which optimiser this builds.
     pub fn kind(&self) -> OptimizerKind {
         match self {

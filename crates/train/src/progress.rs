@@ -34,7 +34,11 @@ impl Progress {
 
     /// A bar over `steps` training batches of epoch `epoch` (zero-based).
     pub(crate) fn batches(&self, epoch: usize, epochs: usize, steps: usize) -> PassBar {
-        self.bar(format!("epoch {}/{epochs}", epoch + 1), steps as u64, "batches")
+        self.bar(
+            format!("epoch {}/{epochs}", epoch + 1),
+            steps as u64,
+            "batches",
+        )
     }
 
     /// A bar over `images` images of a pass that is not training.

@@ -154,6 +154,7 @@ fn resume_through_a_checkpoint_is_exact() {
         let run = RunState {
             format_version: STATE_FORMAT_VERSION,
             epoch: 0,
+            step_in_epoch: 0,
             global_step: 2,
             best_metric: None,
             best_epoch: None,

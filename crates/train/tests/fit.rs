@@ -1,0 +1,448 @@
+//! The training loop end to end on a narrow VGG16 and 16 tiny images, against
+//! PyTorch (`tools/golden/train_loop.py`) and against itself (caching, resume).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use finetune_data::{DataError, Dataset, LoaderConfig, Pipeline, PrefetchLoader};
+use finetune_model::{Vgg, VggConfig, VggVariant};
+use finetune_train::{
+    fit, resume_point, FitConfig, FitData, FreezePolicy, LrSchedule, OptimizerConfig, Schedule,
+    SgdConfig, StopReason, TrainError, BEST_WEIGHTS, LAST_WEIGHTS,
+};
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/loop.safetensors"
+);
+
+/// The fixture's images as a data set.
+struct Memory {
+    images: Vec<u8>,
+    labels: Vec<usize>,
+    names: Vec<String>,
+}
+
+impl Dataset for Memory {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn class_names(&self) -> &[String] {
+        &self.names
+    }
+    fn label(&self, index: usize) -> usize {
+        self.labels[index]
+    }
+    fn image_dims(&self) -> (usize, usize) {
+        (32, 32)
+    }
+    fn read_image(&self, index: usize, out: &mut [u8]) -> Result<(), DataError> {
+        let n = 32 * 32 * 3;
+        out.copy_from_slice(&self.images[index * n..(index + 1) * n]);
+        Ok(())
+    }
+}
+
+struct Fixture {
+    tensors: HashMap<String, Tensor>,
+    data: Arc<Memory>,
+}
+
+fn fixture() -> Fixture {
+    let tensors = candle_core::safetensors::load(FIXTURE, &Device::Cpu).unwrap();
+    let images = tensors["images"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<u8>()
+        .unwrap();
+    let labels = tensors["labels"]
+        .to_vec1::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|l| l as usize)
+        .collect();
+    let names = (0..10).map(|c| format!("class{c}")).collect();
+    Fixture {
+        tensors,
+        data: Arc::new(Memory {
+            images,
+            labels,
+            names,
+        }),
+    }
+}
+
+fn weights(fx: &Fixture, prefix: &str) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = fx
+        .tensors
+        .iter()
+        .filter_map(|(k, t)| {
+            k.strip_prefix(prefix)
+                .map(|name| (name.to_string(), t.clone()))
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn narrow_config() -> VggConfig {
+    VggConfig {
+        dropout: 0.0,
+        width_divisor: 32,
+        classifier_hidden: 16,
+        ..VggConfig::new(VggVariant::Vgg16, false, 10)
+    }
+}
+
+fn model(fx: &Fixture) -> Vgg {
+    Vgg::from_named_tensors(weights(fx, "init."), narrow_config(), &Device::Cpu)
+        .unwrap()
+        .0
+}
+
+fn loader(fx: &Fixture, shuffle: bool) -> PrefetchLoader {
+    PrefetchLoader::new(
+        fx.data.clone(),
+        Pipeline::recipe_test(),
+        LoaderConfig {
+            batch_size: 4,
+            shuffle,
+            seed: 3,
+            ..LoaderConfig::default()
+        },
+    )
+}
+
+fn config(freeze: FreezePolicy, epochs: usize) -> FitConfig {
+    FitConfig {
+        epochs,
+        eval_every: 0,
+        optimizer: OptimizerConfig::Sgd(SgdConfig {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            ..SgdConfig::default()
+        }),
+        schedule: LrSchedule::new(Schedule::Constant),
+        freeze,
+        cache_features: false,
+        quiet: true,
+        ..FitConfig::recipe(0.01)
+    }
+}
+
+fn run(
+    model: &mut Vgg,
+    data: &FitData,
+    config: &FitConfig,
+    dir: &Path,
+) -> finetune_train::FitSummary {
+    fit(
+        model,
+        data,
+        config,
+        dir,
+        None,
+        serde_json::Value::Null,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let a = a.to_dtype(DType::F32).unwrap();
+    let b = b.to_dtype(DType::F32).unwrap();
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// The criterion: `max|w_ours - w_torch| <= 1e-3 * max|w_torch - w_init|`
+/// for every tensor that moved; tensors that did not move must be identical.
+fn assert_matches_torch(model: &Vgg, fx: &Fixture, tag: &str) {
+    let ours: HashMap<String, Tensor> = model.to_named_tensors().into_iter().collect();
+    let init: HashMap<String, Tensor> = weights(fx, "init.").into_iter().collect();
+    for (name, torch) in weights(fx, &format!("{tag}.")) {
+        let moved = max_abs_diff(&torch, &init[&name]);
+        let err = max_abs_diff(&ours[&name], &torch);
+        if moved == 0.0 {
+            assert_eq!(err, 0.0, "{tag}: frozen {name} changed by {err}");
+        } else {
+            assert!(
+                err <= 1e-3 * moved,
+                "{tag}: {name} differs from PyTorch by {err:e}, update size {moved:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn one_epoch_all_layers_matches_pytorch() {
+    let fx = fixture();
+    let mut m = model(&fx);
+    let data = FitData {
+        train: loader(&fx, false),
+        eval: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(&mut m, &data, &config(FreezePolicy::All, 1), dir.path());
+    assert_eq!(summary.stopped, StopReason::Completed);
+    assert_matches_torch(&m, &fx, "all");
+}
+
+#[test]
+fn one_epoch_head_only_matches_pytorch_and_leaves_the_rest_bit_identical() {
+    let fx = fixture();
+    for cache_features in [false, true] {
+        let mut m = model(&fx);
+        let data = FitData {
+            train: loader(&fx, false),
+            eval: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = FitConfig {
+            cache_features,
+            ..config(FreezePolicy::Head, 1)
+        };
+        run(&mut m, &data, &config, dir.path());
+        assert_matches_torch(&m, &fx, "head");
+        let init: HashMap<String, Tensor> = weights(&fx, "init.").into_iter().collect();
+        for (name, t) in m.to_named_tensors() {
+            if !name.starts_with("classifier.6.") {
+                assert_eq!(max_abs_diff(&t, &init[&name]), 0.0, "{name} moved");
+            }
+        }
+    }
+}
+
+#[test]
+fn feature_caching_gives_the_same_run_as_no_caching() {
+    let fx = fixture();
+    let mut results = Vec::new();
+    for cache_features in [false, true] {
+        let mut m = model(&fx);
+        let data = FitData {
+            train: loader(&fx, true),
+            eval: Some(loader(&fx, false)),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = FitConfig {
+            cache_features,
+            eval_every: 1,
+            ..config(FreezePolicy::Classifier, 3)
+        };
+        let summary = run(&mut m, &data, &config, dir.path());
+        results.push((summary, m.to_named_tensors()));
+    }
+    let (a, b) = (&results[0], &results[1]);
+    for (ra, rb) in a.0.history.iter().zip(&b.0.history) {
+        let (ta, tb) = (ra.test.as_ref().unwrap(), rb.test.as_ref().unwrap());
+        assert!(
+            (ra.train.loss - rb.train.loss).abs() < 1e-5,
+            "{ra:?} vs {rb:?}"
+        );
+        assert!((ta.loss - tb.loss).abs() < 1e-5);
+        assert_eq!(ta.top1, tb.top1);
+    }
+    for ((name, x), (_, y)) in a.1.iter().zip(&b.1) {
+        assert!(max_abs_diff(x, y) < 1e-5, "{name}");
+    }
+}
+
+#[test]
+fn run_directory_holds_weights_log_pictures_and_a_resume_point() {
+    let fx = fixture();
+    let mut m = model(&fx);
+    let data = FitData {
+        train: loader(&fx, true),
+        eval: Some(loader(&fx, false)),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = FitConfig {
+        eval_every: 1,
+        ..config(FreezePolicy::Blocks(1), 2)
+    };
+    let summary = run(&mut m, &data, &config, dir.path());
+    assert_eq!(summary.history.len(), 2);
+    for file in [
+        LAST_WEIGHTS,
+        BEST_WEIGHTS,
+        "log.jsonl",
+        finetune_train::HISTORY_PNG,
+        finetune_train::CONFUSION_PNG,
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file} missing");
+    }
+    let log = std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "config line + 2 epochs:\n{log}");
+    assert!(lines[0].contains("\"config\""));
+    // last.safetensors loads back as the trained model.
+    let (back, _) = Vgg::load(
+        &dir.path().join(LAST_WEIGHTS),
+        narrow_config(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    for ((n, a), (_, b)) in m.to_named_tensors().iter().zip(back.to_named_tensors()) {
+        assert_eq!(max_abs_diff(a, &b), 0.0, "{n}");
+    }
+    let point = resume_point(dir.path()).unwrap().expect("a resume point");
+    assert_eq!(point.state.epoch, 2);
+    assert!(point.weights.is_file());
+}
+
+#[test]
+fn a_run_interrupted_mid_epoch_and_resumed_ends_like_the_uninterrupted_run() {
+    let fx = fixture();
+    let data = FitData {
+        train: loader(&fx, true),
+        eval: None,
+    };
+    let config = FitConfig {
+        optimizer: OptimizerConfig::Sgd(SgdConfig {
+            lr: 0.01,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 5e-4,
+            ..SgdConfig::default()
+        }),
+        schedule: LrSchedule::new(Schedule::Cosine {
+            t_max: 3,
+            eta_min: 0.0,
+        }),
+        ..config(FreezePolicy::All, 3)
+    };
+
+    let mut straight = model(&fx);
+    let dir_a = tempfile::tempdir().unwrap();
+    run(&mut straight, &data, &config, dir_a.path());
+
+    // Interrupt after the first batch, then resume from what was written.
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut first = model(&fx);
+    let summary = fit(
+        &mut first,
+        &data,
+        &config,
+        dir_b.path(),
+        None,
+        serde_json::Value::Null,
+        Arc::new(AtomicBool::new(true)),
+    )
+    .unwrap();
+    assert_eq!(summary.stopped, StopReason::Interrupted);
+    let point = resume_point(dir_b.path()).unwrap().unwrap();
+    assert_eq!((point.state.epoch, point.state.step_in_epoch), (0, 1));
+    let (mut resumed, _) = Vgg::load(&point.weights, narrow_config(), &Device::Cpu).unwrap();
+    let summary = fit(
+        &mut resumed,
+        &data,
+        &config,
+        dir_b.path(),
+        Some(&point),
+        serde_json::Value::Null,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    assert_eq!(summary.stopped, StopReason::Completed);
+    for ((name, a), (_, b)) in straight
+        .to_named_tensors()
+        .iter()
+        .zip(resumed.to_named_tensors())
+    {
+        assert_eq!(max_abs_diff(a, &b), 0.0, "{name} differs after resume");
+    }
+}
+
+#[test]
+fn resuming_with_another_configuration_is_refused() {
+    let fx = fixture();
+    let data = FitData {
+        train: loader(&fx, false),
+        eval: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = model(&fx);
+    run(&mut m, &data, &config(FreezePolicy::Head, 1), dir.path());
+    let point = resume_point(dir.path()).unwrap().unwrap();
+    let err = fit(
+        &mut m,
+        &data,
+        &config(FreezePolicy::All, 2),
+        dir.path(),
+        Some(&point),
+        serde_json::Value::Null,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("another configuration"), "{err}");
+}
+
+#[test]
+fn a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let fx = fixture();
+    let data = FitData {
+        train: loader(&fx, false),
+        eval: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = model(&fx);
+    // Epoch 1 at a sane rate writes a checkpoint; then the rate explodes.
+    let config = FitConfig {
+        optimizer: OptimizerConfig::Sgd(SgdConfig {
+            lr: 1e-3,
+            momentum: 0.9,
+            ..SgdConfig::default()
+        }),
+        schedule: LrSchedule::new(Schedule::Step {
+            step_size: 1,
+            gamma: 1e30,
+        }),
+        ..config(FreezePolicy::All, 3)
+    };
+    let err = fit(
+        &mut m,
+        &data,
+        &config,
+        dir.path(),
+        None,
+        serde_json::Value::Null,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::NonFiniteLoss { .. }), "{err}");
+    let point = resume_point(dir.path()).unwrap().unwrap();
+    assert_eq!(
+        point.state.epoch, 1,
+        "the checkpoint of the last good epoch"
+    );
+    let (good, _) = Vgg::load(
+        &dir.path().join(LAST_WEIGHTS),
+        narrow_config(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    for (name, t) in good.to_named_tensors() {
+        let finite = t
+            .to_dtype(DType::F32)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .all(|v| v.is_finite());
+        assert!(finite, "{name} has non-finite values");
+    }
+}
