@@ -1,9 +1,10 @@
 //! The library behind the `finetune` command.
 //!
-//! Only the download side lives here so far: [`fetch`] gets the STL10 archive
-//! and the pretrained VGG16 weights into a local cache, resuming interrupted
-//! downloads and checking checksums, so that `cargo xtask finetune` and the
-//! `finetune fetch` command share one implementation.
+//! Two things the subcommands share live here: [`fetch`] gets the STL10
+//! archive and the pretrained VGG16 weights into a local cache, resuming
+//! interrupted downloads and checking checksums; [`setup`] opens `--data` as
+//! STL10 or an image folder, builds the transforms, picks the device and
+//! records how a run prepared its images.
 //!
 //! ```no_run
 //! use finetune_cli::fetch::{self, Stl10Fetch, WeightsFetch};
@@ -18,3 +19,4 @@
 //! ```
 
 pub mod fetch;
+pub mod setup;
