@@ -99,6 +99,18 @@ fn sync_dir(_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Makes `dst` a copy of the finished file `src`, atomically: a hard link
+/// where the file system allows (no bytes written: a 528 MB VGG16 checkpoint
+/// costs nothing to keep twice), else a copy; then renamed over `dst`.
+pub fn link_atomic(src: &Path, dst: &Path) -> Result<()> {
+    write_atomic(dst, |tmp| {
+        if fs::hard_link(src, tmp).is_err() {
+            fs::copy(src, tmp).map_err(|e| TrainError::io(src, e))?;
+        }
+        Ok(())
+    })
+}
+
 /// The random generator's position, so a resumed run draws the same numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RngState {

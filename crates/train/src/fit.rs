@@ -457,6 +457,8 @@ pub fn fit(
                 let order = data.train.epoch_order(epoch as u64);
                 for (step, chunk) in order
                     .chunks(data.train.config().batch_size)
+                    // `len()` already leaves out a short last batch under drop_last.
+                    .take(steps_per_epoch)
                     .enumerate()
                     .skip(skip_steps)
                 {
@@ -464,7 +466,9 @@ pub fn fit(
                     train_step(step, &input, &labels)?;
                     seen += chunk.len();
                     bar.update(step + 1, seen, Duration::ZERO);
-                    if interrupt.load(Ordering::SeqCst) {
+                    // After the last batch the epoch ends normally and the
+                    // interrupt is honoured once its checkpoint is written.
+                    if interrupt.load(Ordering::SeqCst) && step + 1 < steps_per_epoch {
                         interrupted_at = Some(step + 1);
                         break;
                     }
@@ -512,10 +516,10 @@ pub fn fit(
                 stale,
                 &*stage.optimizer,
             );
-            save_resume(run_dir, model, &state, &*stage.optimizer)?;
             model
                 .save_safetensors(&run_dir.join(LAST_WEIGHTS))
                 .map_err(model_err)?;
+            save_resume(run_dir, &state, &*stage.optimizer)?;
             stopped = StopReason::Interrupted;
             break;
         }
@@ -565,9 +569,7 @@ pub fn fit(
             .save_safetensors(&run_dir.join(LAST_WEIGHTS))
             .map_err(model_err)?;
         if improved {
-            model
-                .save_safetensors(&run_dir.join(BEST_WEIGHTS))
-                .map_err(model_err)?;
+            checkpoint::link_atomic(&run_dir.join(LAST_WEIGHTS), &run_dir.join(BEST_WEIGHTS))?;
         }
         let state = run_state(
             config,
@@ -579,7 +581,7 @@ pub fn fit(
             stale,
             &*stage.optimizer,
         );
-        save_resume(run_dir, model, &state, &*stage.optimizer)?;
+        save_resume(run_dir, &state, &*stage.optimizer)?;
         plot_history(&run_dir.join(HISTORY_PNG), &history)?;
         let last = history.last().map(|r| r.test.as_ref().unwrap_or(&r.train));
         if let Some(m) = last {
@@ -652,21 +654,18 @@ fn run_state(
     }
 }
 
-/// Writes a complete resume checkpoint into a fresh directory, then points
+/// Writes a complete resume checkpoint into a fresh directory (the weights
+/// are the `last.safetensors` just written, linked), then points
 /// `resume.json` at it, then removes the previous one: a crash at any moment
 /// leaves a complete checkpoint behind the pointer.
-fn save_resume(
-    run_dir: &Path,
-    model: &Vgg,
-    state: &RunState,
-    optimizer: &dyn Optimizer,
-) -> Result<()> {
+fn save_resume(run_dir: &Path, state: &RunState, optimizer: &dyn Optimizer) -> Result<()> {
     let name = format!("checkpoint-{:08}", state.global_step);
     let dir = run_dir.join(&name);
     std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-    model
-        .save_safetensors(&dir.join("weights.safetensors"))
-        .map_err(model_err)?;
+    checkpoint::link_atomic(
+        &run_dir.join(LAST_WEIGHTS),
+        &dir.join("weights.safetensors"),
+    )?;
     checkpoint::save_checkpoint(&dir, state, &optimizer.state()?)?;
     let pointer = serde_json::to_vec(&ResumePointer { dir: name.clone() }).map_err(|source| {
         TrainError::Json {

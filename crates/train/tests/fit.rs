@@ -446,3 +446,61 @@ fn a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         assert!(finite, "{name} has non-finite values");
     }
 }
+
+#[test]
+fn gradual_unfreezing_trains_the_head_first_then_the_rest() {
+    let fx = fixture();
+    let data = FitData {
+        train: loader(&fx, false),
+        eval: None,
+    };
+    let init: HashMap<String, Tensor> = weights(&fx, "init.").into_iter().collect();
+    let moved = |m: &Vgg, name: &str| {
+        let now: HashMap<String, Tensor> = m.to_named_tensors().into_iter().collect();
+        max_abs_diff(&now[name], &init[name]) > 0.0
+    };
+    for (epochs, backbone_moves) in [(1, false), (2, true)] {
+        let mut m = model(&fx);
+        let dir = tempfile::tempdir().unwrap();
+        let config = FitConfig {
+            unfreeze: Some(finetune_train::Unfreeze {
+                head_epochs: 1,
+                then: FreezePolicy::All,
+                lr_scale: 0.1,
+            }),
+            ..config(FreezePolicy::Head, epochs)
+        };
+        run(&mut m, &data, &config, dir.path());
+        assert!(moved(&m, "classifier.6.weight"));
+        assert_eq!(
+            moved(&m, "features.0.weight"),
+            backbone_moves,
+            "after {epochs} epochs"
+        );
+    }
+}
+
+#[test]
+fn early_stopping_ends_the_run_after_patience_epochs_without_improvement() {
+    let fx = fixture();
+    let data = FitData {
+        train: loader(&fx, false),
+        eval: None,
+    };
+    let mut m = model(&fx);
+    let dir = tempfile::tempdir().unwrap();
+    // A zero learning rate: the training loss never improves after epoch 1.
+    let config = FitConfig {
+        optimizer: OptimizerConfig::Sgd(SgdConfig {
+            lr: 0.0,
+            ..SgdConfig::default()
+        }),
+        monitor: finetune_train::Monitor::TrainLoss,
+        patience: Some(2),
+        ..config(FreezePolicy::Head, 10)
+    };
+    let summary = run(&mut m, &data, &config, dir.path());
+    assert_eq!(summary.stopped, StopReason::EarlyStopped);
+    assert_eq!(summary.history.len(), 3);
+    assert_eq!(summary.best_epoch, Some(1));
+}
