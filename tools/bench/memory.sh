@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Issue 4's memory goal, side by side: peak RSS of full fine-tuning (every
+# layer trainable) at batch 32, 96x96, on the CPU, ours vs PyTorch, same data
+# and weights, one epoch over $N images without evaluation.
+#
+#   tools/bench/memory.sh          # N=64
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-/tmp/ref/bin/python}
+N=${N:-64}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+"$PYTHON" tools/bench/make_fixtures.py "$dir" "$N" 16 >/dev/null
+cargo build --release -q -p finetune-cli
+bin=${CARGO_TARGET_DIR:-target}/release/finetune
+
+echo "== finetune: $N images, batch 32, all layers"
+/usr/bin/time -f "finetune total %e s, peak RSS %M KB" \
+  "$bin" train --data "$dir" --weights "$dir/vgg16.safetensors" --out "$dir/run" \
+  --train all --batch-size 32 --epochs 1 --eval-every 0 --device cpu --quiet
+echo "== PyTorch"
+/usr/bin/time -f "pytorch total %e s, peak RSS %M KB" \
+  "$PYTHON" tools/bench/recipe_torch.py "$dir" "$dir/vgg16.safetensors" 1 --train all --batch 32 --no-eval
