@@ -246,6 +246,37 @@ impl Preprocess {
         Pipeline::new(self.resize(dims), Some(self.normalize()))
     }
 
+    /// `pipeline` (built by this preprocessing) in words, e.g. `RandomCrop(96,
+    /// padding 4), RandomHorizontalFlip(0.5), ToTensor, Normalize(stl10)`.
+    pub fn describe(&self, pipeline: &Pipeline) -> String {
+        let side = |(h, w): (usize, usize)| {
+            if h == w {
+                h.to_string()
+            } else {
+                format!("{h}x{w}")
+            }
+        };
+        let mut parts: Vec<String> = pipeline
+            .steps()
+            .iter()
+            .map(|step| match step {
+                Step::Resize(r) => format!("Resize({})", side(r.size)),
+                Step::Crop(c) => format!("RandomCrop({}, padding {})", side(c.size), c.padding),
+                Step::Flip(f) => format!("RandomHorizontalFlip({})", f.p),
+            })
+            .collect();
+        parts.push("ToTensor".into());
+        let stats = if (self.mean, self.std) == (STL10_MEAN, STL10_STD) {
+            "stl10".to_string()
+        } else if (self.mean, self.std) == (IMAGENET_MEAN, IMAGENET_STD) {
+            "imagenet".to_string()
+        } else {
+            format!("mean {:?}, std {:?}", self.mean, self.std)
+        };
+        parts.push(format!("Normalize({stats})"));
+        parts.join(", ")
+    }
+
     /// Writes `preprocess.json` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), SetupError> {
         let path = dir.join(PREPROCESS_FILE);
@@ -524,7 +555,15 @@ mod tests {
             p.eval_pipeline((96, 96)),
             Pipeline::parse("normalize:stl10").unwrap()
         );
+        assert_eq!(
+            p.describe(&p.train_pipeline((96, 96), true)),
+            "RandomCrop(96, padding 4), RandomHorizontalFlip(0.5), ToTensor, Normalize(stl10)"
+        );
         let big = Preprocess::new(224, "imagenet", "vgg16", vec![]).unwrap();
+        assert_eq!(
+            big.describe(&big.eval_pipeline((96, 96))),
+            "Resize(224), ToTensor, Normalize(imagenet)"
+        );
         assert_eq!(
             big.eval_pipeline((96, 96)),
             Pipeline::parse("resize:224,normalize:imagenet").unwrap()

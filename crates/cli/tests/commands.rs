@@ -136,7 +136,10 @@ fn preview_draws_a_grid_of_what_the_network_is_fed() {
         .unwrap();
     let all = text(&output);
     assert!(output.status.success(), "{all}");
-    assert!(all.contains("crop"), "the augmentation is named: {all}");
+    assert!(
+        all.contains("RandomCrop(96, padding 4)"),
+        "the augmentation is named: {all}"
+    );
     let grid = image::open(&out).unwrap().into_rgb8();
     // Three columns and two rows of 96-pixel images, with gaps and captions.
     assert_eq!(grid.width(), 6 + 3 * (96 + 6));

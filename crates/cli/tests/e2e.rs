@@ -136,6 +136,17 @@ fn fetch_train_eval_predict_from_a_local_mirror() {
     assert!(data.starts_with(&cache), "{}", data.display());
     assert!(weights.starts_with(&cache), "{}", weights.display());
     assert!(data.join("stl10_binary/train_X.bin").is_file());
+    // A second `cargo xtask finetune` finds both in the cache: no network needed.
+    let offline = [
+        ("FINETUNE_CACHE", cache.display().to_string()),
+        ("FINETUNE_STL10_URL", support::unreachable_url()),
+        ("FINETUNE_STL10_MD5", md5_hex(&archive)),
+        ("FINETUNE_VGG16_URL", support::unreachable_url()),
+    ];
+    let again = run_ok(finetune(&offline).args(["fetch", "stl10"]));
+    assert_eq!(printed_path(&again), data);
+    let again = run_ok(finetune(&offline).args(["fetch", "vgg16"]));
+    assert_eq!(printed_path(&again), weights);
     let run = tmp.path().join("runs/stl10-vgg16");
     let train = run_ok(
         finetune(&env)

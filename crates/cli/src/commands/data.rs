@@ -90,10 +90,10 @@ fn bench(args: BenchArgs) -> Result<()> {
     let preprocess = Preprocess::resolve(None, None, Some(args.image_size), Some(&args.normalize))?;
     let pipeline = preprocess.train_pipeline(dataset.image_dims(), !args.no_augment);
     println!(
-        "{} training images, batch {}, {}, {} threads",
+        "{} training images, batch {}, {}; {} threads",
         dataset.len(),
         args.batch_size,
-        pipeline,
+        preprocess.describe(&pipeline),
         args.threads
             .map_or_else(|| "all".to_string(), |n| n.to_string())
     );

@@ -73,7 +73,7 @@ pub fn run(args: PreviewArgs) -> Result<()> {
     } else {
         preprocess.eval_pipeline(dataset.image_dims())
     };
-    let description = pipeline.to_string();
+    let description = preprocess.describe(&pipeline);
     let config = LoaderConfig {
         batch_size: args.count,
         shuffle: true,
