@@ -4,7 +4,10 @@
 //! archive and the pretrained VGG16 weights into a local cache, resuming
 //! interrupted downloads and checking checksums; [`setup`] opens `--data` as
 //! STL10 or an image folder, builds the transforms, picks the device and
-//! records how a run prepared its images.
+//! records how a run prepared its images ([`setup::Preprocess`] in
+//! `preprocess.json`), which `eval`, `predict` and `preview` read back
+//! ([`setup::Preprocess::resolve`], [`setup::RunArgs`]) to feed images the
+//! way training did.
 //!
 //! ```no_run
 //! use finetune_cli::fetch::{self, Stl10Fetch, WeightsFetch};

@@ -21,6 +21,18 @@ enum Command {
     /// Fine-tune a pretrained VGG on STL10 or an image folder.
     #[command(long_about = commands::train::ABOUT)]
     Train(Box<commands::train::TrainArgs>),
+    /// Accuracy, per-class accuracy and confusion matrix of fine-tuned weights.
+    #[command(long_about = commands::eval::ABOUT)]
+    Eval(commands::eval::EvalArgs),
+    /// The most likely classes of image files, with probabilities.
+    #[command(long_about = commands::predict::ABOUT)]
+    Predict(commands::predict::PredictArgs),
+    /// A labelled picture of the (augmented) images the network is fed.
+    #[command(long_about = commands::preview::ABOUT)]
+    Preview(commands::preview::PreviewArgs),
+    /// Input-data tools: `data bench` measures the loader's throughput.
+    #[command(long_about = commands::data::ABOUT)]
+    Data(commands::data::DataArgs),
     /// Download STL10 or the pretrained VGG16 weights into the cache.
     #[command(long_about = commands::fetch::ABOUT)]
     Fetch(commands::fetch::FetchArgs),
@@ -52,6 +64,10 @@ fn message(error: &anyhow::Error) -> String {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => commands::train::run(*args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Preview(args) => commands::preview::run(args),
+        Command::Data(args) => commands::data::run(args),
         Command::Fetch(args) => commands::fetch::run(args),
     }
 }

@@ -246,6 +246,37 @@ impl Preprocess {
         Pipeline::new(self.resize(dims), Some(self.normalize()))
     }
 
+    /// `pipeline` (built by this preprocessing) in words, e.g. `RandomCrop(96,
+    /// padding 4), RandomHorizontalFlip(0.5), ToTensor, Normalize(stl10)`.
+    pub fn describe(&self, pipeline: &Pipeline) -> String {
+        let side = |(h, w): (usize, usize)| {
+            if h == w {
+                h.to_string()
+            } else {
+                format!("{h}x{w}")
+            }
+        };
+        let mut parts: Vec<String> = pipeline
+            .steps()
+            .iter()
+            .map(|step| match step {
+                Step::Resize(r) => format!("Resize({})", side(r.size)),
+                Step::Crop(c) => format!("RandomCrop({}, padding {})", side(c.size), c.padding),
+                Step::Flip(f) => format!("RandomHorizontalFlip({})", f.p),
+            })
+            .collect();
+        parts.push("ToTensor".into());
+        let stats = if (self.mean, self.std) == (STL10_MEAN, STL10_STD) {
+            "stl10".to_string()
+        } else if (self.mean, self.std) == (IMAGENET_MEAN, IMAGENET_STD) {
+            "imagenet".to_string()
+        } else {
+            format!("mean {:?}, std {:?}", self.mean, self.std)
+        };
+        parts.push(format!("Normalize({stats})"));
+        parts.join(", ")
+    }
+
     /// Writes `preprocess.json` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), SetupError> {
         let path = dir.join(PREPROCESS_FILE);
@@ -276,6 +307,96 @@ impl Preprocess {
                 path,
                 message: e.to_string(),
             })
+    }
+}
+
+impl Preprocess {
+    /// What `eval`, `predict` and `preview` feed the network: the run's
+    /// `preprocess.json` when there is one (`recorded`), else the recipe's
+    /// (VGG16, 96 pixels, STL10 statistics), with each flag given overriding.
+    pub fn resolve(
+        recorded: Option<Preprocess>,
+        arch: Option<&str>,
+        image_size: Option<usize>,
+        normalize: Option<&str>,
+    ) -> Result<Preprocess, SetupError> {
+        let mut p = match recorded {
+            Some(p) => p,
+            None => Preprocess::new(96, "stl10", "vgg16", Vec::new())?,
+        };
+        if let Some(arch) = arch {
+            p.arch = arch.to_string();
+        }
+        if let Some(size) = image_size {
+            p.image_size = size;
+        }
+        if let Some(normalize) = normalize {
+            let stats = Preprocess::new(p.image_size, normalize, &p.arch, Vec::new())?;
+            p.mean = stats.mean;
+            p.std = stats.std;
+        }
+        if p.image_size < finetune_model::MIN_INPUT_SIDE {
+            return Err(SetupError::BadFlag {
+                flag: "--image-size",
+                message: format!(
+                    "{} is too small: VGG needs at least {} pixels",
+                    p.image_size,
+                    finetune_model::MIN_INPUT_SIDE
+                ),
+            });
+        }
+        Ok(p)
+    }
+}
+
+/// The file in a run directory holding the flags `finetune train` ran with.
+pub const RUN_ARGS_FILE: &str = "args.json";
+
+/// The few training flags that later commands need to rebuild the same
+/// network and the same held-out split, read from a run's `args.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunArgs {
+    /// Seed of the train/test split of a folder without one.
+    pub seed: u64,
+    /// Share of each class held out for testing in such a folder.
+    pub test_fraction: f32,
+    /// Conv widths divided by this (1 for torchvision's VGG).
+    pub width_divisor: usize,
+    /// Width of the classifier's hidden layers.
+    pub classifier_hidden: usize,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        let options = DataOptions::default();
+        RunArgs {
+            seed: options.split_seed,
+            test_fraction: options.test_fraction,
+            width_divisor: 1,
+            classifier_hidden: 4096,
+        }
+    }
+}
+
+impl RunArgs {
+    /// Reads the `args.json` beside a weights file, or the defaults when
+    /// there is none (weights that did not come from `finetune train`).
+    pub fn beside(weights: &Path) -> Result<RunArgs, SetupError> {
+        let Some(path) = weights.parent().map(|d| d.join(RUN_ARGS_FILE)) else {
+            return Ok(RunArgs::default());
+        };
+        if !path.is_file() {
+            return Ok(RunArgs::default());
+        }
+        let bytes = std::fs::read(&path).map_err(|e| SetupError::RunFile {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| SetupError::RunFile {
+            path,
+            message: e.to_string(),
+        })
     }
 }
 
@@ -390,6 +511,39 @@ mod tests {
     }
 
     #[test]
+    fn recorded_preprocessing_is_the_default_and_flags_override_it() {
+        let recorded = Preprocess::new(128, "imagenet", "vgg11", vec!["a".into()]).unwrap();
+        let p = Preprocess::resolve(Some(recorded.clone()), None, None, None).unwrap();
+        assert_eq!(p, recorded);
+        let p =
+            Preprocess::resolve(Some(recorded), Some("vgg16"), Some(64), Some("stl10")).unwrap();
+        assert_eq!((p.arch.as_str(), p.image_size), ("vgg16", 64));
+        assert_eq!((p.mean, p.std), (STL10_MEAN, STL10_STD));
+        assert_eq!(p.class_names, ["a"]);
+        let p = Preprocess::resolve(None, None, None, None).unwrap();
+        assert_eq!(p, Preprocess::new(96, "stl10", "vgg16", vec![]).unwrap());
+        assert!(Preprocess::resolve(None, None, Some(8), None).is_err());
+    }
+
+    #[test]
+    fn run_args_are_read_beside_the_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = dir.path().join("best.safetensors");
+        assert_eq!(RunArgs::beside(&weights).unwrap(), RunArgs::default());
+        std::fs::write(
+            dir.path().join(RUN_ARGS_FILE),
+            r#"{"seed": 7, "width_divisor": 16, "classifier_hidden": 32, "lr": 0.1}"#,
+        )
+        .unwrap();
+        let args = RunArgs::beside(&weights).unwrap();
+        assert_eq!(
+            (args.seed, args.width_divisor, args.classifier_hidden),
+            (7, 16, 32)
+        );
+        assert_eq!(args.test_fraction, 0.2);
+    }
+
+    #[test]
     fn pipelines_follow_the_recipe() {
         let p = Preprocess::new(96, "stl10", "vgg16", vec![]).unwrap();
         assert_eq!(
@@ -401,7 +555,15 @@ mod tests {
             p.eval_pipeline((96, 96)),
             Pipeline::parse("normalize:stl10").unwrap()
         );
+        assert_eq!(
+            p.describe(&p.train_pipeline((96, 96), true)),
+            "RandomCrop(96, padding 4), RandomHorizontalFlip(0.5), ToTensor, Normalize(stl10)"
+        );
         let big = Preprocess::new(224, "imagenet", "vgg16", vec![]).unwrap();
+        assert_eq!(
+            big.describe(&big.eval_pipeline((96, 96))),
+            "Resize(224), ToTensor, Normalize(imagenet)"
+        );
         assert_eq!(
             big.eval_pipeline((96, 96)),
             Pipeline::parse("resize:224,normalize:imagenet").unwrap()

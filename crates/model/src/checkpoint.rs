@@ -492,6 +492,72 @@ fn load_safetensors(
     )
 }
 
+/// The class count of the head stored in the checkpoint at `path`
+/// (`classifier.6.weight`, or timm's `head.fc.weight`: shape
+/// `[classes, hidden]`), read from the tensor listing alone, so a tool can
+/// build the matching network before loading. Safetensors or PyTorch `.pth`.
+pub fn stored_num_classes(path: &Path) -> Result<usize, ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut first = [0u8; 9];
+    let got = read_up_to(&mut file, &mut first).map_err(io)?;
+    let shapes: Vec<(String, Vec<usize>)> = if first[..got].starts_with(b"PK\x03\x04") {
+        drop(file);
+        let corrupt = |e: candle_core::Error| ModelError::Corrupt {
+            path: path.to_path_buf(),
+            format: "PyTorch .pth",
+            reason: e.to_string(),
+        };
+        let mut pth = candle_core::pickle::PthTensors::new(path, None).map_err(corrupt)?;
+        for key in ["state_dict", "model"] {
+            if !pth.tensor_infos().is_empty() {
+                break;
+            }
+            if let Ok(nested) = candle_core::pickle::PthTensors::new(path, Some(key)) {
+                pth = nested;
+            }
+        }
+        pth.tensor_infos()
+            .values()
+            .map(|info| (info.name.clone(), info.layout.dims().to_vec()))
+            .collect()
+    } else if got == 9 && first[8] == b'{' {
+        // SAFETY: read-only map, only the header is parsed (see load_safetensors).
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let st = safetensors::SafeTensors::deserialize(&mmap).map_err(|e| ModelError::Corrupt {
+            path: path.to_path_buf(),
+            format: "safetensors",
+            reason: e.to_string(),
+        })?;
+        st.tensors()
+            .into_iter()
+            .map(|(name, view)| (name, view.shape().to_vec()))
+            .collect()
+    } else {
+        return Err(ModelError::UnrecognisedFormat {
+            path: path.to_path_buf(),
+            first_bytes: first[..got].to_vec(),
+        });
+    };
+    shapes
+        .iter()
+        .find(|(name, shape)| {
+            (name == "classifier.6.weight" || name == "head.fc.weight") && shape.len() == 2
+        })
+        .map(|(_, shape)| shape[0])
+        .ok_or_else(|| ModelError::Mismatch {
+            path: path.to_path_buf(),
+            config: "a VGG classifier".into(),
+            mismatches: vec![Mismatch::Missing {
+                name: "classifier.6.weight".into(),
+                expected: vec![0, 0],
+            }],
+        })
+}
+
 /// Little-endian float bytes to f32, in chunks, calling `release` on each
 /// chunk once it has been copied.
 fn decode_f32(bytes: &[u8], dtype: Option<DType>, release: impl Fn(&[u8])) -> Option<Vec<f32>> {
@@ -576,4 +642,31 @@ fn load_pth(
             to_var(&t, spec, device)
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_num_classes_reads_the_head_from_the_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = VggConfig {
+            width_divisor: 16,
+            classifier_hidden: 8,
+            ..VggConfig::new(crate::VggVariant::Vgg11, false, 7)
+        };
+        let path = dir.path().join("w.safetensors");
+        Vgg::new_random(config, 0, &Device::Cpu)
+            .unwrap()
+            .save_safetensors(&path)
+            .unwrap();
+        assert_eq!(stored_num_classes(&path).unwrap(), 7);
+        let text = dir.path().join("labels.txt");
+        std::fs::write(&text, "cat\ndog\n").unwrap();
+        assert!(matches!(
+            stored_num_classes(&text),
+            Err(ModelError::UnrecognisedFormat { .. })
+        ));
+    }
 }

@@ -44,7 +44,7 @@ mod max_pool;
 mod vgg;
 
 pub use adaptive_pool::{adaptive_avg_pool2d, adaptive_bin};
-pub use checkpoint::{CheckpointFormat, LoadReport, NamingScheme};
+pub use checkpoint::{stored_num_classes, CheckpointFormat, LoadReport, NamingScheme};
 pub use config::{VggConfig, VggVariant};
 pub use error::{Mismatch, ModelError};
 pub use vgg::{Cut, Mode, Vgg, MIN_INPUT_SIDE};

@@ -698,6 +698,25 @@ pub fn evaluate(model: &Vgg, loader: &PrefetchLoader, quiet: bool) -> Result<Met
     )
 }
 
+/// Like [`evaluate`], also handing `on_batch` each batch's dataset indices and
+/// softmax probabilities (`[batch * num_classes]`, row-major), for prediction
+/// files. An error from `on_batch` stops the evaluation and is returned.
+pub fn evaluate_with(
+    model: &Vgg,
+    loader: &PrefetchLoader,
+    quiet: bool,
+    on_batch: impl FnMut(&[usize], &[f32]) -> Result<()>,
+) -> Result<Metrics> {
+    let progress = Progress::new(quiet);
+    evaluate_loader(
+        model,
+        loader,
+        model.config().num_classes,
+        &progress,
+        on_batch,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

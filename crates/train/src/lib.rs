@@ -6,7 +6,7 @@
 //! [`ParamGroup`]s), the learning rate over time ([`LrSchedule`]), what an
 //! epoch measured ([`MetricsAccumulator`]), and how a run survives crashes
 //! ([`checkpoint`]), is logged ([`RunLog`]) and drawn ([`plot_history`],
-//! [`plot_confusion`]). The loop that wires `finetune-data` and
+//! [`plot_confusion`], and [`plot_image_grid`] for input previews). The loop that wires `finetune-data` and
 //! `finetune-model` together comes on top of these.
 //!
 //! ```
@@ -48,8 +48,8 @@ mod schedule;
 pub use checkpoint::{RngState, RunState};
 pub use error::{Result, TrainError};
 pub use fit::{
-    evaluate, fit, resume_point, FitConfig, FitData, FitSummary, Monitor, ResumePoint, StopReason,
-    BEST_WEIGHTS, LAST_WEIGHTS,
+    evaluate, evaluate_with, fit, resume_point, FitConfig, FitData, FitSummary, Monitor,
+    ResumePoint, StopReason, BEST_WEIGHTS, LAST_WEIGHTS,
 };
 pub use freeze::{FirstTrainable, FreezePolicy, Unfreeze, VGG16_POOL_INDICES};
 pub use log::{EpochRecord, LogRecord, RunLog};
@@ -59,5 +59,7 @@ pub use optim::{
     AdamW, AdamWConfig, Optimizer, OptimizerConfig, OptimizerKind, OptimizerState, ParamGroup, Sgd,
     SgdConfig,
 };
-pub use plot::{plot_confusion, plot_history, CONFUSION_PNG, HISTORY_PNG};
+pub use plot::{
+    plot_confusion, plot_history, plot_image_grid, GridTile, CONFUSION_PNG, HISTORY_PNG,
+};
 pub use schedule::{LrSchedule, Schedule, Warmup, WarmupUnit};

@@ -139,6 +139,95 @@ pub fn plot_confusion(path: &Path, matrix: &ConfusionMatrix, class_names: &[Stri
     })
 }
 
+/// One picture of an image grid: HWC u8 RGB pixels and the caption drawn under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GridTile {
+    /// `3 * height * width` bytes, row-major, R G B per pixel.
+    pub rgb: Vec<u8>,
+    /// (height, width) of `rgb`.
+    pub dims: (usize, usize),
+    /// Text under the picture (cut to the picture's width).
+    pub caption: String,
+}
+
+/// Pixels a grid picture is at least drawn at: smaller images are enlarged
+/// by a whole factor (nearest neighbour), so a 32x32 input is still visible.
+const MIN_TILE_SIDE: usize = 64;
+/// Space between tiles and around the grid.
+const GRID_GAP: usize = 6;
+
+/// Draws `tiles` in rows of `columns`, each with its caption below in the
+/// built-in bitmap font, and writes the PNG to `path` atomically. Tiles may
+/// differ in size; each cell is as large as the largest tile.
+pub fn plot_image_grid(path: &Path, tiles: &[GridTile], columns: usize) -> Result<()> {
+    let bad = |message: String| TrainError::Plot {
+        path: path.to_path_buf(),
+        message,
+    };
+    if tiles.is_empty() {
+        return Err(bad("no images to draw".into()));
+    }
+    for (i, tile) in tiles.iter().enumerate() {
+        if tile.rgb.len() != 3 * tile.dims.0 * tile.dims.1 || tile.dims.0 == 0 || tile.dims.1 == 0 {
+            return Err(bad(format!(
+                "image {i}: {} bytes do not make a non-empty {}x{} RGB image",
+                tile.rgb.len(),
+                tile.dims.0,
+                tile.dims.1
+            )));
+        }
+    }
+    let scale_of = |dims: (usize, usize)| MIN_TILE_SIDE.div_ceil(dims.0.min(dims.1)).max(1);
+    let cell_w = tiles
+        .iter()
+        .map(|t| t.dims.1 * scale_of(t.dims))
+        .max()
+        .unwrap_or(1);
+    let cell_h = tiles
+        .iter()
+        .map(|t| t.dims.0 * scale_of(t.dims))
+        .max()
+        .unwrap_or(1);
+    let caption_h = font::GLYPH_H as usize + 6;
+    let columns = columns.clamp(1, tiles.len());
+    let rows = tiles.len().div_ceil(columns);
+    let width = GRID_GAP + columns * (cell_w + GRID_GAP);
+    let height = GRID_GAP + rows * (cell_h + caption_h + GRID_GAP);
+    let mut buf = vec![255u8; width * height * 3];
+    for (i, tile) in tiles.iter().enumerate() {
+        let x0 = GRID_GAP + (i % columns) * (cell_w + GRID_GAP);
+        let y0 = GRID_GAP + (i / columns) * (cell_h + caption_h + GRID_GAP);
+        let scale = scale_of(tile.dims);
+        for y in 0..tile.dims.0 * scale {
+            for x in 0..tile.dims.1 * scale {
+                let src = 3 * ((y / scale) * tile.dims.1 + x / scale);
+                let dst = 3 * ((y0 + y) * width + x0 + x);
+                buf[dst..dst + 3].copy_from_slice(&tile.rgb[src..src + 3]);
+            }
+        }
+        let caption = fit(&tile.caption, cell_w as i32);
+        let ty = y0 + cell_h + 3;
+        for (k, ch) in caption.chars().enumerate() {
+            let gx = x0 + k * (font::GLYPH_W as usize + 1);
+            for (r, bits) in font::glyph(ch).iter().enumerate() {
+                for col in 0..font::GLYPH_W as usize {
+                    if bits & (1 << (font::GLYPH_W as usize - 1 - col)) != 0 {
+                        let dst = 3 * ((ty + r) * width + gx + col);
+                        buf[dst..dst + 3].copy_from_slice(&[40, 40, 40]);
+                    }
+                }
+            }
+        }
+    }
+    let image = image::RgbImage::from_raw(width as u32, height as u32, buf)
+        .ok_or_else(|| bad("pixel buffer has the wrong size".into()))?;
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| bad(e.to_string()))?;
+    write_file_atomic(path, &png)
+}
+
 /// Shortens `s` to fit `width` pixels at scale 1.
 fn fit(s: &str, width: i32) -> String {
     let max = (width / (font::GLYPH_W + 1)).max(0) as usize;
@@ -348,5 +437,35 @@ mod tests {
         assert_eq!(ticks(&(1.0..20.0)), vec![5.0, 10.0, 15.0, 20.0]);
         assert_eq!(tick_label(0.25, 0.05), "0.25");
         assert_eq!(tick_label(12.0, 5.0), "12");
+    }
+
+    #[test]
+    fn image_grid_lays_out_tiles_with_captions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.png");
+        let tile = |v: u8, caption: &str| GridTile {
+            rgb: vec![v; 3 * 32 * 32],
+            dims: (32, 32),
+            caption: caption.into(),
+        };
+        let tiles = [
+            tile(0, "0 CAT"),
+            tile(100, "1 DOG"),
+            tile(200, "2 A LONG NAME THAT IS CUT"),
+        ];
+        plot_image_grid(&path, &tiles, 2).unwrap();
+        let png = image::open(&path).unwrap().into_rgb8();
+        // 32x32 tiles are drawn at 64x64, two columns, two rows.
+        let caption_h = font::GLYPH_H as u32 + 6;
+        assert_eq!(png.width(), 6 + 2 * (64 + 6));
+        assert_eq!(png.height(), 6 + 2 * (64 + caption_h + 6));
+        assert_eq!(png.get_pixel(6 + 70 + 10, 16).0, [100, 100, 100]);
+        assert_eq!(png.get_pixel(6 + 10, 6 + 70 + caption_h + 10).0, [200; 3]);
+        let bad = GridTile {
+            rgb: vec![0; 5],
+            dims: (2, 2),
+            caption: String::new(),
+        };
+        assert!(plot_image_grid(&path, &[bad], 1).is_err());
     }
 }
