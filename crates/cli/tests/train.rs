@@ -192,3 +192,45 @@ fn user_errors_end_in_a_message_not_a_panic() {
         assert!(!all.contains("panicked"), "{args:?} panicked:\n{all}");
     }
 }
+
+#[test]
+fn the_same_seed_gives_the_same_weights_whatever_the_thread_count() {
+    let s = setup();
+    let mut files = Vec::new();
+    for threads in ["1", "2"] {
+        let out = s.out.with_file_name(format!("run-{threads}"));
+        let output = finetune()
+            .env("RAYON_NUM_THREADS", threads)
+            .arg("train")
+            .arg("--data")
+            .arg(&s.data)
+            .arg("--weights")
+            .arg(&s.weights)
+            .arg("--out")
+            .arg(&out)
+            .args([
+                "--width-divisor",
+                "16",
+                "--classifier-hidden",
+                "32",
+                "--batch-size",
+                "8",
+                "--epochs",
+                "1",
+                "--eval-every",
+                "0",
+                "--device",
+                "cpu",
+                "--quiet",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        files.push(std::fs::read(out.join("last.safetensors")).unwrap());
+    }
+    // Augmentation, shuffling, dropout and the head's init all train here.
+    assert!(
+        files[0] == files[1],
+        "weights differ between 1 and 2 threads"
+    );
+}
