@@ -29,6 +29,10 @@ pub const LAST_WEIGHTS: &str = "last.safetensors";
 pub const BEST_WEIGHTS: &str = "best.safetensors";
 /// The file naming the current resume checkpoint directory.
 pub const RESUME_POINTER: &str = "resume.json";
+/// In a checkpoint directory: the tensors of the layers that trained.
+const CHANGED_FILE: &str = "changed.safetensors";
+/// In a checkpoint directory: those tensors at the best epoch so far.
+const BEST_CHANGED_FILE: &str = "best-changed.safetensors";
 
 /// Which number decides the "best" epoch and early stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,8 +202,9 @@ pub enum StopReason {
 /// Where a run can be resumed from, as found in its run directory.
 #[derive(Debug, Clone)]
 pub struct ResumePoint {
-    /// Weights to load the model from (torchvision names).
-    pub weights: PathBuf,
+    /// The tensors of every layer that trained (torchvision names); the rest
+    /// of the network is the run's starting weights. See [`restore`].
+    pub changed: PathBuf,
     /// The directory holding `state.json` and `optimizer.safetensors`.
     pub dir: PathBuf,
     /// The run state saved with them.
@@ -226,10 +231,54 @@ pub fn resume_point(run_dir: &Path) -> Result<Option<ResumePoint>> {
     let dir = run_dir.join(&p.dir);
     let state = checkpoint::load_run_state(&dir)?;
     Ok(Some(ResumePoint {
-        weights: dir.join("weights.safetensors"),
+        changed: dir.join(CHANGED_FILE),
         dir,
         state,
     }))
+}
+
+/// The model of a resume point: `start` (the run's starting weights, e.g.
+/// loaded from the same file with the same configuration) with the layers
+/// that trained replaced by the checkpoint's.
+pub fn restore(start: &Vgg, point: &ResumePoint) -> Result<Vgg> {
+    overlay(start, &point.changed)
+}
+
+/// `model`'s tensors with those stored in `file` put in their place, as a new model.
+fn overlay(model: &Vgg, file: &Path) -> Result<Vgg> {
+    let mut stored = candle_core::safetensors::load(file, model.device())?;
+    let named: Vec<(String, Tensor)> = model
+        .to_named_tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            let t = stored.remove(&name).unwrap_or(t);
+            (name, t)
+        })
+        .collect();
+    if let Some(name) = stored.keys().next() {
+        return Err(TrainError::Checkpoint {
+            path: file.to_path_buf(),
+            message: format!("tensor `{name}` is not part of the model"),
+        });
+    }
+    let (vgg, _) = Vgg::from_named_tensors(named, model.config().clone(), model.device())?;
+    Ok(vgg)
+}
+
+/// The tensors of every layer holding a trainable parameter (batch-norm
+/// running statistics included): all that training changes.
+fn changed_tensors(model: &Vgg) -> Vec<(String, Tensor)> {
+    let layer = |name: &str| name.rsplit_once('.').map_or(name, |(l, _)| l).to_string();
+    let trained: std::collections::HashSet<String> = model
+        .trainable_parameters()
+        .iter()
+        .map(|(name, _)| layer(name))
+        .collect();
+    model
+        .to_named_tensors()
+        .into_iter()
+        .filter(|(name, _)| trained.contains(&layer(name)))
+        .collect()
 }
 
 /// A seed for one optimiser step's dropout masks, from the run seed, epoch and step.
@@ -306,7 +355,7 @@ impl Stage {
 
 /// Trains `model` on `data` under `config`, writing logs, pictures and
 /// checkpoints into `run_dir`. With `resume`, continues the run found in
-/// `run_dir` (the model must already hold its [`ResumePoint`]'s weights).
+/// `run_dir` (the model must already be the [`ResumePoint`]'s: see [`restore`]).
 /// `interrupt` is polled after every batch: when raised, the run writes a
 /// checkpoint and returns [`StopReason::Interrupted`]. `extra` is logged with
 /// the configuration (the data set, the weights, the command line).
@@ -516,10 +565,7 @@ pub fn fit(
                 stale,
                 &*stage.optimizer,
             );
-            model
-                .save_safetensors(&run_dir.join(LAST_WEIGHTS))
-                .map_err(model_err)?;
-            save_resume(run_dir, &state, &*stage.optimizer)?;
+            save_resume(run_dir, model, &state, &*stage.optimizer, false)?;
             stopped = StopReason::Interrupted;
             break;
         }
@@ -565,12 +611,6 @@ pub fn fit(
             stale += 1;
         }
         history.push(record);
-        model
-            .save_safetensors(&run_dir.join(LAST_WEIGHTS))
-            .map_err(model_err)?;
-        if improved {
-            checkpoint::link_atomic(&run_dir.join(LAST_WEIGHTS), &run_dir.join(BEST_WEIGHTS))?;
-        }
         let state = run_state(
             config,
             &logged_config,
@@ -581,7 +621,7 @@ pub fn fit(
             stale,
             &*stage.optimizer,
         );
-        save_resume(run_dir, &state, &*stage.optimizer)?;
+        save_resume(run_dir, model, &state, &*stage.optimizer, improved)?;
         plot_history(&run_dir.join(HISTORY_PNG), &history)?;
         let last = history.last().map(|r| r.test.as_ref().unwrap_or(&r.train));
         if let Some(m) = last {
@@ -602,6 +642,7 @@ pub fn fit(
         }
     }
 
+    export_weights(run_dir, model)?;
     Ok(FitSummary {
         history,
         best_epoch: best.map(|b| b.0),
@@ -654,18 +695,29 @@ fn run_state(
     }
 }
 
-/// Writes a complete resume checkpoint into a fresh directory (the weights
-/// are the `last.safetensors` just written, linked), then points
-/// `resume.json` at it, then removes the previous one: a crash at any moment
-/// leaves a complete checkpoint behind the pointer.
-fn save_resume(run_dir: &Path, state: &RunState, optimizer: &dyn Optimizer) -> Result<()> {
+/// Writes a complete resume checkpoint into a fresh directory: the tensors
+/// of the layers that trained (small when little trains: a head-only epoch
+/// does not rewrite 528 MB of frozen weights), those of the best epoch so
+/// far, the optimiser and the run state. Then points `resume.json` at it and
+/// removes the previous one: a crash at any moment leaves a complete
+/// checkpoint behind the pointer.
+fn save_resume(
+    run_dir: &Path,
+    model: &Vgg,
+    state: &RunState,
+    optimizer: &dyn Optimizer,
+    improved: bool,
+) -> Result<()> {
+    let previous = resume_point(run_dir)?;
     let name = format!("checkpoint-{:08}", state.global_step);
     let dir = run_dir.join(&name);
     std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-    checkpoint::link_atomic(
-        &run_dir.join(LAST_WEIGHTS),
-        &dir.join("weights.safetensors"),
-    )?;
+    checkpoint::write_safetensors_atomic(&dir.join(CHANGED_FILE), &changed_tensors(model), None)?;
+    let best_before = previous.map(|p| p.dir.join(BEST_CHANGED_FILE));
+    match best_before.filter(|best| !improved && best.is_file()) {
+        Some(best) => checkpoint::link_atomic(&best, &dir.join(BEST_CHANGED_FILE))?,
+        None => checkpoint::link_atomic(&dir.join(CHANGED_FILE), &dir.join(BEST_CHANGED_FILE))?,
+    }
     checkpoint::save_checkpoint(&dir, state, &optimizer.state()?)?;
     let pointer = serde_json::to_vec(&ResumePointer { dir: name.clone() }).map_err(|source| {
         TrainError::Json {
@@ -683,6 +735,22 @@ fn save_resume(run_dir: &Path, state: &RunState, optimizer: &dyn Optimizer) -> R
             }
         }
     }
+    Ok(())
+}
+
+/// Writes the full `last.safetensors` (the model as it is) and
+/// `best.safetensors` (with the best epoch's trained layers), in torchvision's
+/// names, once the run stops.
+fn export_weights(run_dir: &Path, model: &Vgg) -> Result<()> {
+    let Some(point) = resume_point(run_dir)? else {
+        return Ok(());
+    };
+    model
+        .save_safetensors(&run_dir.join(LAST_WEIGHTS))
+        .map_err(model_err)?;
+    overlay(model, &point.dir.join(BEST_CHANGED_FILE))?
+        .save_safetensors(&run_dir.join(BEST_WEIGHTS))
+        .map_err(model_err)?;
     Ok(())
 }
 

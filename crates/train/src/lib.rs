@@ -48,7 +48,7 @@ mod schedule;
 pub use checkpoint::{RngState, RunState};
 pub use error::{Result, TrainError};
 pub use fit::{
-    evaluate, evaluate_with, fit, resume_point, FitConfig, FitData, FitSummary, Monitor,
+    evaluate, evaluate_with, fit, restore, resume_point, FitConfig, FitData, FitSummary, Monitor,
     ResumePoint, StopReason, BEST_WEIGHTS, LAST_WEIGHTS,
 };
 pub use freeze::{FirstTrainable, FreezePolicy, Unfreeze, VGG16_POOL_INDICES};

@@ -10,8 +10,8 @@ use candle_core::{DType, Device, Tensor};
 use finetune_data::{DataError, Dataset, LoaderConfig, Pipeline, PrefetchLoader};
 use finetune_model::{Vgg, VggConfig, VggVariant};
 use finetune_train::{
-    fit, resume_point, FitConfig, FitData, FreezePolicy, LrSchedule, OptimizerConfig, Schedule,
-    SgdConfig, StopReason, TrainError, BEST_WEIGHTS, LAST_WEIGHTS,
+    fit, restore, resume_point, FitConfig, FitData, FreezePolicy, LrSchedule, OptimizerConfig,
+    Schedule, SgdConfig, StopReason, TrainError, BEST_WEIGHTS, LAST_WEIGHTS,
 };
 
 const FIXTURE: &str = concat!(
@@ -299,7 +299,7 @@ fn run_directory_holds_weights_log_pictures_and_a_resume_point() {
     }
     let point = resume_point(dir.path()).unwrap().expect("a resume point");
     assert_eq!(point.state.epoch, 2);
-    assert!(point.weights.is_file());
+    assert!(point.changed.is_file());
 }
 
 #[test]
@@ -344,7 +344,7 @@ fn a_run_interrupted_mid_epoch_and_resumed_ends_like_the_uninterrupted_run() {
     assert_eq!(summary.stopped, StopReason::Interrupted);
     let point = resume_point(dir_b.path()).unwrap().unwrap();
     assert_eq!((point.state.epoch, point.state.step_in_epoch), (0, 1));
-    let (mut resumed, _) = Vgg::load(&point.weights, narrow_config(), &Device::Cpu).unwrap();
+    let mut resumed = restore(&model(&fx), &point).unwrap();
     let summary = fit(
         &mut resumed,
         &data,
@@ -427,12 +427,11 @@ fn a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         point.state.epoch, 1,
         "the checkpoint of the last good epoch"
     );
-    let (good, _) = Vgg::load(
-        &dir.path().join(LAST_WEIGHTS),
-        narrow_config(),
-        &Device::Cpu,
-    )
-    .unwrap();
+    assert!(
+        !dir.path().join(LAST_WEIGHTS).exists(),
+        "nothing is exported from a diverged run"
+    );
+    let good = restore(&model(&fx), &point).unwrap();
     for (name, t) in good.to_named_tensors() {
         let finite = t
             .to_dtype(DType::F32)
@@ -503,4 +502,38 @@ fn early_stopping_ends_the_run_after_patience_epochs_without_improvement() {
     assert_eq!(summary.stopped, StopReason::EarlyStopped);
     assert_eq!(summary.history.len(), 3);
     assert_eq!(summary.best_epoch, Some(1));
+}
+
+#[test]
+fn best_safetensors_holds_the_best_epoch_and_last_the_final_one() {
+    let fx = fixture();
+    let data = FitData {
+        train: loader(&fx, false),
+        eval: None,
+    };
+    let config = |epochs| FitConfig {
+        monitor: finetune_train::Monitor::TrainLoss,
+        ..config(FreezePolicy::Classifier, epochs)
+    };
+    let (mut m, dir) = (model(&fx), tempfile::tempdir().unwrap());
+    let summary = run(&mut m, &data, &config(4), dir.path());
+    let best_epoch = summary.best_epoch.unwrap();
+    let load = |path: &Path| {
+        Vgg::load(path, narrow_config(), &Device::Cpu)
+            .unwrap()
+            .0
+            .to_named_tensors()
+    };
+    // The same run stopped at the best epoch ends with the best weights
+    // (constant learning rate: the epochs before it do not depend on the length).
+    let (mut shorter, dir_b) = (model(&fx), tempfile::tempdir().unwrap());
+    run(&mut shorter, &data, &config(best_epoch), dir_b.path());
+    let best = load(&dir.path().join(BEST_WEIGHTS));
+    for ((name, a), (_, b)) in best.iter().zip(shorter.to_named_tensors()) {
+        assert_eq!(max_abs_diff(a, &b), 0.0, "best {name} (epoch {best_epoch})");
+    }
+    let last = load(&dir.path().join(LAST_WEIGHTS));
+    for ((name, a), (_, b)) in last.iter().zip(m.to_named_tensors()) {
+        assert_eq!(max_abs_diff(a, &b), 0.0, "last {name}");
+    }
 }

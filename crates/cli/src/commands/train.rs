@@ -10,7 +10,7 @@ use finetune_cli::setup::{open_split, parse_arch, select_device, DataOptions, Pr
 use finetune_data::{LoaderConfig, PrefetchLoader, Split};
 use finetune_model::Vgg;
 use finetune_train::{
-    fit, resume_point, AdamWConfig, FitConfig, FitData, FreezePolicy, LrSchedule, Monitor,
+    fit, restore, resume_point, AdamWConfig, FitConfig, FitData, FreezePolicy, LrSchedule, Monitor,
     OptimizerConfig, Schedule, SgdConfig, StopReason, Unfreeze, Warmup, WarmupUnit, BEST_WEIGHTS,
     LAST_WEIGHTS,
 };
@@ -337,13 +337,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         })?),
         None => None,
     };
-    let weights = match &resume {
-        Some(point) => point.weights.clone(),
-        None => args.weights.clone().context("--weights is required")?,
-    };
-    let (mut model, report) = Vgg::load(&weights, vgg_config, &device)
-        .with_context(|| format!("cannot load the weights from {}", weights.display()))?;
-    if !args.quiet {
+    let weights = args.weights.clone().context("--weights is required")?;
+    let (mut model, report) = Vgg::load(&weights, vgg_config, &device).with_context(|| {
+        let why = if resume.is_some() {
+            " (the run started from them: resuming needs them)"
+        } else {
+            ""
+        };
+        format!("cannot load the weights from {}{why}", weights.display())
+    })?;
+    if let Some(point) = &resume {
+        model = restore(&model, point)?;
+    } else if !args.quiet {
         eprintln!("{report}");
     }
 
