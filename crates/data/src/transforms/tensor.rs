@@ -100,6 +100,19 @@ impl Lut {
     /// `BLOCK` output rows column by column instead, reading `BLOCK`
     /// consecutive bytes and writing them down the block's rows.
     fn write_column_major(&self, src: &ImageRef<'_>, view: &View, out: &mut [f32]) {
+        // The block walk jumps a whole column between reads; copying the
+        // image first (one sequential, prefetch-friendly pass into a buffer
+        // that stays in L1/L2) keeps those jumps out of main memory.
+        SOURCE_COPY.with(|copy| {
+            let copy = &mut *copy.borrow_mut();
+            copy.clear();
+            copy.extend_from_slice(src.data);
+            let local = ImageRef { data: copy, ..*src };
+            self.write_column_major_cached(&local, view, out);
+        });
+    }
+
+    fn write_column_major_cached(&self, src: &ImageRef<'_>, view: &View, out: &mut [f32]) {
         const BLOCK: usize = 8;
         let (oh, ow) = view.out;
         let plane = oh * ow;
@@ -256,4 +269,9 @@ mod tests {
         assert_eq!(fused, two_step);
         assert_eq!(ToTensor.apply(&img)[255], 1.0);
     }
+}
+
+thread_local! {
+    /// Per-thread copy of the image being written (see `write_column_major`).
+    static SOURCE_COPY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
