@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use finetune_data::{
-    augment_batch, synthetic, Dataset, LoaderConfig, Pipeline, PrefetchLoader, Split, Stl10,
+    augment_batch, sample_rng, synthetic, Dataset, LoaderConfig, Pipeline, PrefetchLoader, Split,
+    Stl10,
 };
 
 const TRAIN: usize = 5_000;
@@ -41,8 +42,27 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    group.throughput(Throughput::Elements(BATCH as u64));
+    // One thread, one image at a time: the fused crop/flip/normalise kernel
+    // reading STL10's column-major planes from the memory map.
+    group.throughput(Throughput::Elements(TRAIN as u64));
     let pipeline = Pipeline::recipe_train(96);
+    group.bench_function("recipe_train_one_thread", |b| {
+        let mut out = vec![0f32; 3 * 96 * 96];
+        let mut epoch = 0;
+        b.iter(|| {
+            epoch += 1;
+            for i in 0..TRAIN {
+                let mut rng = sample_rng(0, epoch, i);
+                let image = ds.image_ref(i).expect("in range");
+                pipeline
+                    .apply_ref(image, &mut rng, &mut out)
+                    .expect("apply");
+                black_box(&out);
+            }
+        })
+    });
+
+    group.throughput(Throughput::Elements(BATCH as u64));
     let indices: Vec<usize> = (0..BATCH).map(|i| i * 37 % TRAIN).collect();
     let mut out = vec![0f32; BATCH * 3 * 96 * 96];
     let mut epoch = 0;

@@ -116,11 +116,14 @@ impl<'a> ImageRef<'a> {
 
     /// The image as an owned HWC copy.
     pub fn to_hwc(&self) -> RgbImage {
-        let mut data = Vec::with_capacity(3 * self.height * self.width);
-        for y in 0..self.height {
-            for x in 0..self.width {
-                let at = y * self.row_stride + x * self.col_stride;
-                data.extend((0..3).map(|c| self.data[at + c * self.channel_stride]));
+        let mut data = vec![0u8; 3 * self.height * self.width];
+        let (rs, cs, chs) = (self.row_stride, self.col_stride, self.channel_stride);
+        for (y, row) in data.chunks_exact_mut(3 * self.width.max(1)).enumerate() {
+            for (x, px) in row.chunks_exact_mut(3).enumerate() {
+                let at = y * rs + x * cs;
+                px[0] = self.data[at];
+                px[1] = self.data[at + chs];
+                px[2] = self.data[at + 2 * chs];
             }
         }
         RgbImage {
@@ -420,7 +423,13 @@ impl Pipeline {
                 found: out.len(),
             });
         }
-        if self.fused_from == 0 {
+        // Resizes to the size the image already has are no-ops (Pillow returns
+        // a copy), e.g. `recipe_train(96)` on STL10: skip straight to the
+        // fused writer.
+        let noop_prefix = self.steps[..self.fused_from]
+            .iter()
+            .all(|step| matches!(step, Step::Resize(r) if r.size == dims));
+        if noop_prefix {
             let view = self.fused_view(dims, draws)?;
             self.lut.write(&image, &view, out);
             return Ok(());
