@@ -6,7 +6,7 @@
 //! - `cargo xtask bench`: the criterion benchmarks of the data pipeline.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context, Result};
 
@@ -19,8 +19,19 @@ commands:
   ci                 cargo fmt --check, cargo clippy -D warnings, cargo test (what .ci/run runs)
   bench              criterion benchmarks of the data pipeline";
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` puts the causes on one line; no backtrace for a user's error.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("finetune") => finetune(&args[1..]),
         Some("ci") => ci(),
