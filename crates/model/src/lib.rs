@@ -38,6 +38,7 @@
 mod adaptive_pool;
 mod checkpoint;
 mod config;
+mod conv;
 mod dropout;
 mod error;
 mod max_pool;

@@ -1,0 +1,98 @@
+//! Rust side of the VGG16 training-step benchmark (issue 6); the PyTorch side
+//! is `tools/bench/vgg_step.py`, and `tools/bench/vgg_step.sh` runs both.
+//!
+//! ```text
+//! cargo run --release -p finetune-model --example vgg_step -- [--batch 16] [--side 96] [--warmup 1] [--iters 5] [--modes full,head]
+//! ```
+//! VGG16 (10 classes, random weights), one optimisation step per iteration:
+//! `full` trains every layer (train mode, cross-entropy, backward, plain SGD),
+//! `head` trains only `classifier.6` and runs the frozen rest without a graph.
+//! Prints `candle <mode> <images/s median> (min .. max) over N` per mode.
+//! Threads: candle's CPU backend uses rayon's pool (`RAYON_NUM_THREADS`).
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::optim::{Optimizer, SGD};
+use finetune_model::{Mode, Vgg, VggConfig};
+
+struct Args {
+    batch: usize,
+    side: usize,
+    warmup: usize,
+    iters: usize,
+    modes: Vec<String>,
+}
+
+fn parse() -> Result<Args, Box<dyn std::error::Error>> {
+    let mut a = Args {
+        batch: 16,
+        side: 96,
+        warmup: 1,
+        iters: 5,
+        modes: vec!["full".into(), "head".into()],
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let [flag, value] = pair else {
+            return Err(format!("flag without value: {pair:?}").into());
+        };
+        match flag.as_str() {
+            "--batch" => a.batch = value.parse()?,
+            "--side" => a.side = value.parse()?,
+            "--warmup" => a.warmup = value.parse()?,
+            "--iters" => a.iters = value.parse()?,
+            "--modes" => a.modes = value.split(',').map(str::to_string).collect(),
+            _ => return Err(format!("unknown flag {flag}").into()),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse()?;
+    let device = Device::Cpu;
+    let mut vgg = Vgg::new_random(VggConfig::vgg16(10), 0, &device)?;
+    let x = Tensor::randn(0f32, 1., (args.batch, 3, args.side, args.side), &device)?;
+    let y = Tensor::from_vec(
+        (0..args.batch as u32).map(|i| i % 10).collect::<Vec<_>>(),
+        args.batch,
+        &device,
+    )?;
+    for mode in &args.modes {
+        let full = mode == "full";
+        vgg.set_trainable(|n| full || n.starts_with("classifier.6."));
+        let vars = vgg
+            .trainable_parameters()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let mut sgd = SGD::new(vars, 1e-3)?;
+        let mut rates = Vec::new();
+        for i in 0..args.warmup + args.iters {
+            let t0 = Instant::now();
+            let logits = vgg.forward_t(
+                &x,
+                &Mode::Train {
+                    dropout_seed: i as u64,
+                },
+            )?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            sgd.backward_step(&loss)?;
+            // Make sure the update has landed (candle's CPU ops are eager anyway).
+            let _ = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+            if i >= args.warmup {
+                rates.push(args.batch as f64 / t0.elapsed().as_secs_f64());
+            }
+        }
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        println!(
+            "candle {mode} {median:.2} img/s ({:.2} .. {:.2}) over {}",
+            rates[0],
+            rates[rates.len() - 1],
+            rates.len()
+        );
+    }
+    Ok(())
+}
