@@ -2,12 +2,13 @@
 //! is `tools/bench/vgg_step.py`, and `tools/bench/vgg_step.sh` runs both.
 //!
 //! ```text
-//! cargo run --release -p finetune-model --example vgg_step -- [--batch 16] [--side 96] [--warmup 1] [--iters 5] [--modes full,head]
+//! cargo run --release -p finetune-model --example vgg_step -- [--batch 16] [--side 96] [--warmup 1] [--iters 5] [--modes full,head] [--split]
 //! ```
 //! VGG16 (10 classes, random weights), one optimisation step per iteration:
 //! `full` trains every layer (train mode, cross-entropy, backward, plain SGD),
 //! `head` trains only `classifier.6` and runs the frozen rest without a graph.
-//! Prints `candle <mode> <images/s median> (min .. max) over N` per mode.
+//! Prints `candle <mode> <images/s median> (min .. max) over N` per mode;
+//! `--split` adds the mean time of forward, backward and update.
 //! Threads: candle's CPU backend uses rayon's pool (`RAYON_NUM_THREADS`).
 
 use std::time::Instant;
@@ -22,6 +23,7 @@ struct Args {
     warmup: usize,
     iters: usize,
     modes: Vec<String>,
+    verbose: bool,
 }
 
 fn parse() -> Result<Args, Box<dyn std::error::Error>> {
@@ -31,8 +33,13 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
         warmup: 1,
         iters: 5,
         modes: vec!["full".into(), "head".into()],
+        verbose: false,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = argv.iter().position(|a| a == "--split") {
+        argv.remove(at);
+        a.verbose = true;
+    }
     for pair in argv.chunks(2) {
         let [flag, value] = pair else {
             return Err(format!("flag without value: {pair:?}").into());
@@ -51,6 +58,7 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
+    let verbose = args.verbose;
     let device = Device::Cpu;
     let mut vgg = Vgg::new_random(VggConfig::vgg16(10), 0, &device)?;
     let x = Tensor::randn(0f32, 1., (args.batch, 3, args.side, args.side), &device)?;
@@ -69,6 +77,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let mut sgd = SGD::new(vars, 1e-3)?;
         let mut rates = Vec::new();
+        // Seconds spent in forward, backward and update, summed over the timed steps.
+        let mut split = [0f64; 3];
         for i in 0..args.warmup + args.iters {
             let t0 = Instant::now();
             let logits = vgg.forward_t(
@@ -78,11 +88,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
             )?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            sgd.backward_step(&loss)?;
-            // Make sure the update has landed (candle's CPU ops are eager anyway).
             let _ = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+            let t1 = Instant::now();
+            let grads = loss.backward()?;
+            let t2 = Instant::now();
+            sgd.step(&grads)?;
+            drop(grads);
+            let t3 = Instant::now();
             if i >= args.warmup {
-                rates.push(args.batch as f64 / t0.elapsed().as_secs_f64());
+                rates.push(args.batch as f64 / (t3 - t0).as_secs_f64());
+                for (acc, d) in split.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2]) {
+                    *acc += d.as_secs_f64() / args.iters as f64;
+                }
             }
         }
         rates.sort_by(f64::total_cmp);
@@ -93,6 +110,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             rates[rates.len() - 1],
             rates.len()
         );
+        if verbose {
+            println!(
+                "  mean s/step: forward {:.3}, backward {:.3}, update {:.3}",
+                split[0], split[1], split[2]
+            );
+        }
     }
     Ok(())
 }

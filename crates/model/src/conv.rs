@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+use crate::blas::{contiguous_f32 as slice, Gemm};
 use crate::ModelError;
 
 /// Most f32 elements a scratch matrix may hold (32 MiB): bounds how many
@@ -113,14 +114,6 @@ fn dims(x: &Layout, w: &Layout, b: &Layout) -> candle_core::Result<Dims> {
         );
     }
     Ok(Dims { n, c, h, w: wd, k })
-}
-
-/// A contiguous f32 slice of a CPU storage, honouring the layout's offset.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&s.as_slice::<f32>()?[start..end]),
-        None => candle_core::bail!("conv3x3: operands must be contiguous"),
-    }
 }
 
 impl CustomOp3 for Conv3x3 {
@@ -271,72 +264,6 @@ fn col2im(d: &Dims, dcol: &[f32], chunk: usize, dx: &mut [f32]) {
     });
 }
 
-/// A row-major `[m, n]` destination, `[m, k]` and `[k, n]` operands given by
-/// their (row, column) strides; `acc` adds to the destination instead of
-/// overwriting it.
-struct Gemm {
-    m: usize,
-    n: usize,
-    k: usize,
-    acc: bool,
-}
-
-impl Gemm {
-    /// `dst = (acc ? dst : 0) + lhs · rhs`, each operand as `(slice, row stride, column stride)`.
-    fn run(&self, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize)) {
-        let (m, n, k) = (self.m, self.n, self.k);
-        if m == 0 || n == 0 {
-            return;
-        }
-        let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
-            (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs + 1
-        };
-        // The GEMM reads through raw pointers: check every element it touches is in bounds.
-        assert!(dst.len() >= last(m, n, n, 1), "gemm dst out of bounds");
-        if k > 0 {
-            assert!(
-                lhs.0.len() >= last(m, k, lhs.1, lhs.2),
-                "gemm lhs out of bounds"
-            );
-            assert!(
-                rhs.0.len() >= last(k, n, rhs.1, rhs.2),
-                "gemm rhs out of bounds"
-            );
-        }
-        let threads = rayon::current_num_threads();
-        let par = if threads > 1 {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
-        // SAFETY: the asserts above keep every access within the three slices,
-        // and `dst` is borrowed mutably, so it overlaps neither operand.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                self.acc,
-                lhs.0.as_ptr(),
-                lhs.2 as isize,
-                lhs.1 as isize,
-                rhs.0.as_ptr(),
-                rhs.2 as isize,
-                rhs.1 as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
-    }
-}
-
 fn with_scratch<R>(
     col_len: usize,
     mat_len: usize,
@@ -470,11 +397,11 @@ fn backward(d: &Dims, x: &[f32], w: &[f32], y: Option<&[f32]>, g: &[f32], need: 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn random(shape: &[usize], seed: u64) -> Tensor {
+    pub(crate) fn random(shape: &[usize], seed: u64) -> Tensor {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n)
             .map(|i| ((i as f64 * 0.7548 + seed as f64 * 1.37).sin() * 43758.5453).fract() as f32)
@@ -483,7 +410,7 @@ mod tests {
     }
 
     /// Largest |a - b| relative to the largest |b|.
-    fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+    pub(crate) fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
         let scalar = |t: Tensor| t.flatten_all()?.max(0)?.to_scalar::<f32>();
         let diff = scalar((a - b).and_then(|d| d.abs()).expect("diff")).expect("max");
         let scale = scalar(b.abs().expect("abs")).expect("max");

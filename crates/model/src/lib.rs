@@ -36,11 +36,13 @@
 //! ```
 
 mod adaptive_pool;
+mod blas;
 mod checkpoint;
 mod config;
 mod conv;
 mod dropout;
 mod error;
+mod linear;
 mod max_pool;
 mod vgg;
 

@@ -10,6 +10,7 @@ use crate::adaptive_pool::adaptive_avg_pool2d;
 use crate::config::{CfgItem, VggConfig};
 use crate::conv::conv3x3;
 use crate::dropout::dropout;
+use crate::linear::linear;
 use crate::max_pool::max_pool2x2;
 use crate::ModelError;
 
@@ -716,12 +717,21 @@ impl Vgg {
         range: std::ops::RangeInclusive<usize>,
         mode: &Mode,
     ) -> Result<Tensor, ModelError> {
+        let range_end = *range.end();
         let mut x = x.clone();
+        // A ReLU right after a linear layer is fused into it.
+        let mut fused_relu = false;
         for i in range {
             x = match &self.classifier[i] {
-                Layer::Linear { weight, bias } => x
-                    .matmul(&weight.tensor().t()?)?
-                    .broadcast_add(&bias.tensor())?,
+                Layer::Linear { weight, bias } => {
+                    fused_relu =
+                        matches!(self.classifier.get(i + 1), Some(Layer::Relu)) && range_end > i;
+                    linear(&x, &weight.tensor(), &bias.tensor(), fused_relu)?
+                }
+                Layer::Relu if fused_relu => {
+                    fused_relu = false;
+                    x
+                }
                 Layer::Relu => x.relu()?,
                 Layer::Dropout => match mode {
                     Mode::Train { dropout_seed } if self.trainable_before_classifier(i) => {
