@@ -325,6 +325,19 @@ fn forward(d: &Dims, x: &[f32], w: &[f32], b: &[f32], relu: bool) -> Vec<f32> {
     y
 }
 
+/// Sum of `v` in 16 independent f32 lanes (vectorised), combined in f64.
+fn lane_sum(v: &[f32]) -> f64 {
+    let mut acc = [0f32; 16];
+    let chunks = v.chunks_exact(16);
+    let tail: f64 = chunks.remainder().iter().map(|&x| x as f64).sum();
+    for ch in chunks {
+        for (a, x) in acc.iter_mut().zip(ch) {
+            *a += x;
+        }
+    }
+    tail + acc.iter().map(|&x| x as f64).sum::<f64>()
+}
+
 fn backward(d: &Dims, x: &[f32], w: &[f32], y: Option<&[f32]>, g: &[f32], need: Need) -> Grads {
     let (s, k, p) = (d.s(), d.k, d.p());
     let mut dx = need.x.then(|| vec![0f32; d.n * d.c * s]);
@@ -356,7 +369,7 @@ fn backward(d: &Dims, x: &[f32], w: &[f32], y: Option<&[f32]>, g: &[f32], need: 
                             }
                             None => dst.copy_from_slice(src),
                         }
-                        sum += dst.iter().map(|&v| v as f64).sum::<f64>();
+                        sum += lane_sum(dst);
                     }
                     sum
                 })
