@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--modes", default="full,head")
     ap.add_argument("--split", action="store_true", help="accepted for symmetry with the Rust side; ignored")
+    ap.add_argument("--plain-malloc", action="store_true", help="accepted for symmetry with the Rust side; ignored")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)

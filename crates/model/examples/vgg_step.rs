@@ -2,13 +2,14 @@
 //! is `tools/bench/vgg_step.py`, and `tools/bench/vgg_step.sh` runs both.
 //!
 //! ```text
-//! cargo run --release -p finetune-model --example vgg_step -- [--batch 16] [--side 96] [--warmup 1] [--iters 5] [--modes full,head] [--split]
+//! cargo run --release -p finetune-model --example vgg_step -- [--batch 16] [--side 96] [--warmup 1] [--iters 5] [--modes full,head] [--split] [--plain-malloc]
 //! ```
 //! VGG16 (10 classes, random weights), one optimisation step per iteration:
 //! `full` trains every layer (train mode, cross-entropy, backward, plain SGD),
 //! `head` trains only `classifier.6` and runs the frozen rest without a graph.
 //! Prints `candle <mode> <images/s median> (min .. max) over N` per mode;
-//! `--split` adds the mean time of forward, backward and update.
+//! `--split` adds the mean time of forward, backward and update;
+//! `--plain-malloc` skips [`finetune_model::retain_freed_memory`] (for comparison).
 //! Threads: candle's CPU backend uses rayon's pool (`RAYON_NUM_THREADS`).
 
 use std::time::Instant;
@@ -24,6 +25,7 @@ struct Args {
     iters: usize,
     modes: Vec<String>,
     verbose: bool,
+    plain_malloc: bool,
 }
 
 fn parse() -> Result<Args, Box<dyn std::error::Error>> {
@@ -34,11 +36,16 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
         iters: 5,
         modes: vec!["full".into(), "head".into()],
         verbose: false,
+        plain_malloc: false,
     };
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = argv.iter().position(|a| a == "--split") {
         argv.remove(at);
         a.verbose = true;
+    }
+    if let Some(at) = argv.iter().position(|a| a == "--plain-malloc") {
+        argv.remove(at);
+        a.plain_malloc = true;
     }
     for pair in argv.chunks(2) {
         let [flag, value] = pair else {
@@ -58,6 +65,8 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
+    // As `finetune train` should: large buffers are reused instead of faulted in anew.
+    let retained = !args.plain_malloc && finetune_model::retain_freed_memory();
     let verbose = args.verbose;
     let device = Device::Cpu;
     let mut vgg = Vgg::new_random(VggConfig::vgg16(10), 0, &device)?;
@@ -67,6 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.batch,
         &device,
     )?;
+    if verbose {
+        println!("allocator keeps freed memory: {retained}");
+    }
     for mode in &args.modes {
         let full = mode == "full";
         vgg.set_trainable(|n| full || n.starts_with("classifier.6."));
