@@ -8,7 +8,8 @@
 //! `full` trains every layer (train mode, cross-entropy, backward, plain SGD),
 //! `head` trains only `classifier.6` and runs the frozen rest without a graph.
 //! Prints `candle <mode> <images/s median> (min .. max) over N` per mode;
-//! `--split` adds the mean time of forward, backward and update;
+//! `--split` adds the mean time of forward, backward and update, and the
+//! forward speed of each conv block;
 //! `--plain-malloc` skips [`finetune_model::retain_freed_memory`] (for comparison).
 //! Threads: candle's CPU backend uses rayon's pool (`RAYON_NUM_THREADS`).
 
@@ -16,7 +17,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::optim::{Optimizer, SGD};
-use finetune_model::{Mode, Vgg, VggConfig};
+use finetune_model::{Cut, Mode, Vgg, VggConfig};
 
 struct Args {
     batch: usize,
@@ -71,6 +72,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::Cpu;
     let mut vgg = Vgg::new_random(VggConfig::vgg16(10), 0, &device)?;
     let x = Tensor::randn(0f32, 1., (args.batch, 3, args.side, args.side), &device)?;
+    if verbose {
+        block_rates(&vgg, &x)?;
+    }
     let y = Tensor::from_vec(
         (0..args.batch as u32).map(|i| i % 10).collect::<Vec<_>>(),
         args.batch,
@@ -128,6 +132,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 split[0], split[1], split[2]
             );
         }
+    }
+    Ok(())
+}
+
+/// Forward speed of each conv block of VGG16 without autograd (convolutions,
+/// ReLUs and the max-pool), in GFLOP/s of its convolutions: median of 5.
+fn block_rates(vgg: &Vgg, x: &Tensor) -> Result<(), Box<dyn std::error::Error>> {
+    // (in, out) channels of VGG16's convolutions per block.
+    let blocks: [&[(usize, usize)]; 5] = [
+        &[(3, 64), (64, 64)],
+        &[(64, 128), (128, 128)],
+        &[(128, 256), (256, 256), (256, 256)],
+        &[(256, 512), (512, 512), (512, 512)],
+        &[(512, 512), (512, 512), (512, 512)],
+    ];
+    let (n, _, side, _) = x.dims4()?;
+    let mut h = x.clone();
+    for (k, convs) in blocks.iter().enumerate() {
+        let (from, to) = (
+            if k == 0 { Cut::Input } else { Cut::Block(k) },
+            Cut::Block(k + 1),
+        );
+        let s = (side >> k) * (side >> k);
+        let flops: usize = convs.iter().map(|(c, o)| 2 * n * o * c * 9 * s).sum();
+        let mut times = Vec::new();
+        let mut out = h.clone();
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            out = vgg.forward_range(&h, from, to, &Mode::Eval)?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "  block {} forward: {:.1} ms, {:.0} GFLOP/s",
+            k + 1,
+            times[2] * 1e3,
+            flops as f64 / times[2] / 1e9
+        );
+        h = out;
     }
     Ok(())
 }
