@@ -8,7 +8,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::adaptive_pool::adaptive_avg_pool2d;
 use crate::config::{CfgItem, VggConfig};
+use crate::conv::conv3x3;
 use crate::dropout::dropout;
+use crate::linear::linear;
 use crate::max_pool::max_pool2x2;
 use crate::ModelError;
 
@@ -687,14 +689,20 @@ impl Vgg {
 
     fn run_block(&self, x: &Tensor, k: usize, mode: &Mode) -> Result<Tensor, ModelError> {
         let mut x = x.clone();
-        for layer in self.stage_layers(k) {
+        let layers = self.stage_layers(k);
+        // A ReLU right after a conv is fused into it (one pass over the output).
+        let mut fused_relu = false;
+        for (i, layer) in layers.iter().enumerate() {
             x = match layer {
                 Layer::Conv2d { weight, bias } => {
-                    let c = weight.var.dims()[0];
-                    x.conv2d(&weight.tensor(), 1, 1, 1, 1)?
-                        .broadcast_add(&bias.tensor().reshape((1, c, 1, 1))?)?
+                    fused_relu = matches!(layers.get(i + 1), Some(Layer::Relu));
+                    conv3x3(&x, &weight.tensor(), &bias.tensor(), fused_relu)?
                 }
                 Layer::BatchNorm2d { .. } => batch_norm(&x, layer, mode)?,
+                Layer::Relu if fused_relu => {
+                    fused_relu = false;
+                    x
+                }
                 Layer::Relu => x.relu()?,
                 Layer::MaxPool2d => max_pool2x2(&x)?,
                 Layer::Linear { .. } | Layer::Dropout => x,
@@ -709,12 +717,21 @@ impl Vgg {
         range: std::ops::RangeInclusive<usize>,
         mode: &Mode,
     ) -> Result<Tensor, ModelError> {
+        let range_end = *range.end();
         let mut x = x.clone();
+        // A ReLU right after a linear layer is fused into it.
+        let mut fused_relu = false;
         for i in range {
             x = match &self.classifier[i] {
-                Layer::Linear { weight, bias } => x
-                    .matmul(&weight.tensor().t()?)?
-                    .broadcast_add(&bias.tensor())?,
+                Layer::Linear { weight, bias } => {
+                    fused_relu =
+                        matches!(self.classifier.get(i + 1), Some(Layer::Relu)) && range_end > i;
+                    linear(&x, &weight.tensor(), &bias.tensor(), fused_relu)?
+                }
+                Layer::Relu if fused_relu => {
+                    fused_relu = false;
+                    x
+                }
                 Layer::Relu => x.relu()?,
                 Layer::Dropout => match mode {
                     Mode::Train { dropout_seed } if self.trainable_before_classifier(i) => {

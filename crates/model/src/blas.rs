@@ -1,0 +1,148 @@
+//! One call into the `gemm` crate (the GEMM candle itself uses) on slices,
+//! with bounds checked, for the CPU custom ops.
+
+/// A row-major `[m, n]` destination, `[m, k]` and `[k, n]` operands given by
+/// their (row, column) strides; `acc` adds to the destination instead of
+/// overwriting it.
+pub(crate) struct Gemm {
+    pub(crate) m: usize,
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+    pub(crate) acc: bool,
+}
+
+impl Gemm {
+    /// `dst = (acc ? dst : 0) + lhs · rhs`, each operand as `(slice, row stride, column stride)`.
+    pub(crate) fn run(
+        &self,
+        dst: &mut [f32],
+        lhs: (&[f32], usize, usize),
+        rhs: (&[f32], usize, usize),
+    ) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        if m == 0 || n == 0 {
+            return;
+        }
+        let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+            (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs + 1
+        };
+        // The GEMM reads through raw pointers: check every element it touches is in bounds.
+        assert!(dst.len() >= last(m, n, n, 1), "gemm dst out of bounds");
+        if k > 0 {
+            assert!(
+                lhs.0.len() >= last(m, k, lhs.1, lhs.2),
+                "gemm lhs out of bounds"
+            );
+            assert!(
+                rhs.0.len() >= last(k, n, rhs.1, rhs.2),
+                "gemm rhs out of bounds"
+            );
+        }
+        // gemm's own threading leaves shapes with few rows (64 output channels:
+        // the 96x96 layers) on one core, so split the product ourselves into
+        // column (or row) blocks, each a single-threaded GEMM. A few blocks per
+        // thread let a core that another process slows down take fewer.
+        let threads = rayon::current_num_threads();
+        let flops = m * n * k;
+        let (split_n, len) = if n >= m { (true, n) } else { (false, m) };
+        let parts = if threads <= 1 || flops < (1 << 20) {
+            1
+        } else {
+            (len / 128).clamp(1, 3 * threads)
+        };
+        let ptrs = Ptrs {
+            dst: dst.as_mut_ptr() as usize,
+            lhs: lhs.0.as_ptr() as usize,
+            rhs: rhs.0.as_ptr() as usize,
+        };
+        let block = |t: usize| {
+            // Block boundaries on multiples of 16 (the micro-kernel's row count).
+            let edge = |t: usize| (len * t / parts).next_multiple_of(16).min(len);
+            let (lo, hi) = (edge(t), edge(t + 1));
+            if lo >= hi {
+                return;
+            }
+            let f = std::mem::size_of::<f32>();
+            let (d_p, l_p, r_p, mm, nn) = if split_n {
+                (
+                    ptrs.dst + lo * f,
+                    ptrs.lhs,
+                    ptrs.rhs + lo * rhs.2 * f,
+                    m,
+                    hi - lo,
+                )
+            } else {
+                (
+                    ptrs.dst + lo * n * f,
+                    ptrs.lhs + lo * lhs.1 * f,
+                    ptrs.rhs,
+                    hi - lo,
+                    n,
+                )
+            };
+            // SAFETY: the asserts above keep every access of the whole product
+            // within the three slices; each block touches a disjoint part of
+            // `dst`, which is borrowed mutably, so it overlaps neither operand.
+            unsafe {
+                gemm::gemm(
+                    mm,
+                    nn,
+                    k,
+                    d_p as *mut f32,
+                    1,
+                    n as isize,
+                    self.acc,
+                    l_p as *const f32,
+                    lhs.2 as isize,
+                    lhs.1 as isize,
+                    r_p as *const f32,
+                    rhs.2 as isize,
+                    rhs.1 as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        };
+        if parts == 1 {
+            block(0);
+        } else {
+            use rayon::prelude::*;
+            (0..parts).into_par_iter().for_each(block);
+        }
+    }
+}
+
+/// The three operands' addresses, as integers so the blocks can cross threads.
+#[derive(Clone, Copy)]
+struct Ptrs {
+    dst: usize,
+    lhs: usize,
+    rhs: usize,
+}
+
+/// Runs `f` on the contiguous f32 data of a CPU tensor, without copying it.
+pub(crate) fn with_cpu_f32<R>(
+    t: &candle_core::Tensor,
+    f: impl FnOnce(&[f32]) -> R,
+) -> candle_core::Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("expected a CPU tensor");
+    };
+    Ok(f(contiguous_f32(cpu, layout)?))
+}
+
+/// A contiguous f32 slice of a CPU storage, honouring the layout's offset.
+pub(crate) fn contiguous_f32<'a>(
+    s: &'a candle_core::CpuStorage,
+    l: &candle_core::Layout,
+) -> candle_core::Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&s.as_slice::<f32>()?[start..end]),
+        None => candle_core::bail!("expected a contiguous tensor"),
+    }
+}
