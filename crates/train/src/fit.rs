@@ -246,6 +246,13 @@ pub fn restore(start: &Vgg, point: &ResumePoint) -> Result<Vgg> {
 
 /// `model`'s tensors with those stored in `file` put in their place, as a new model.
 fn overlay(model: &Vgg, file: &Path) -> Result<Vgg> {
+    let named = overlay_tensors(model, file)?;
+    let (vgg, _) = Vgg::from_named_tensors(named, model.config().clone(), model.device())?;
+    Ok(vgg)
+}
+
+/// `model`'s named tensors with those stored in `file` in their place.
+fn overlay_tensors(model: &Vgg, file: &Path) -> Result<Vec<(String, Tensor)>> {
     let mut stored = candle_core::safetensors::load(file, model.device())?;
     let named: Vec<(String, Tensor)> = model
         .to_named_tensors()
@@ -261,8 +268,7 @@ fn overlay(model: &Vgg, file: &Path) -> Result<Vgg> {
             message: format!("tensor `{name}` is not part of the model"),
         });
     }
-    let (vgg, _) = Vgg::from_named_tensors(named, model.config().clone(), model.device())?;
-    Ok(vgg)
+    Ok(named)
 }
 
 /// The tensors of every layer holding a trainable parameter (batch-norm
@@ -642,7 +648,11 @@ pub fn fit(
         }
     }
 
-    export_weights(run_dir, model)?;
+    // After an interruption mid-epoch the model has moved past every
+    // evaluated epoch, the best included.
+    let best_is_last = stopped != StopReason::Interrupted
+        && best.map(|b| b.0) == history.last().map(|r| r.epoch);
+    export_weights(run_dir, model, best_is_last)?;
     Ok(FitSummary {
         history,
         best_epoch: best.map(|b| b.0),
@@ -739,19 +749,21 @@ fn save_resume(
 }
 
 /// Writes the full `last.safetensors` (the model as it is) and
-/// `best.safetensors` (with the best epoch's trained layers), in torchvision's
-/// names, once the run stops.
-fn export_weights(run_dir: &Path, model: &Vgg) -> Result<()> {
+/// `best.safetensors` (with the best epoch's trained layers; a link to the
+/// former when the last epoch was the best), in torchvision's names, once the
+/// run stops.
+fn export_weights(run_dir: &Path, model: &Vgg, best_is_last: bool) -> Result<()> {
     let Some(point) = resume_point(run_dir)? else {
         return Ok(());
     };
-    model
-        .save_safetensors(&run_dir.join(LAST_WEIGHTS))
-        .map_err(model_err)?;
-    overlay(model, &point.dir.join(BEST_CHANGED_FILE))?
-        .save_safetensors(&run_dir.join(BEST_WEIGHTS))
-        .map_err(model_err)?;
-    Ok(())
+    let last = run_dir.join(LAST_WEIGHTS);
+    model.save_safetensors(&last).map_err(model_err)?;
+    let best = run_dir.join(BEST_WEIGHTS);
+    if best_is_last {
+        return checkpoint::link_atomic(&last, &best);
+    }
+    let named = overlay_tensors(model, &point.dir.join(BEST_CHANGED_FILE))?;
+    checkpoint::write_safetensors_atomic(&best, &named, None)
 }
 
 /// Metrics of `model` on `loader` in eval mode, for `finetune eval`.

@@ -6,6 +6,8 @@
 //! detached tensors and land in the parameters through [`Var::set`], so an
 //! optimiser step never grows an autograd graph.
 
+mod sgd_cpu;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -376,6 +378,9 @@ pub struct Sgd {
     config: SgdConfig,
     slots: Vec<Slot>,
     buffers: Vec<Option<Tensor>>,
+    /// Use the in-place CPU update where it applies (tests turn it off to
+    /// compare it with the generic path).
+    in_place: bool,
 }
 
 impl Sgd {
@@ -396,6 +401,7 @@ impl Sgd {
             config,
             slots,
             buffers,
+            in_place: true,
         })
     }
 
@@ -412,12 +418,43 @@ impl Optimizer for Sgd {
 
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         let c = self.config;
+        let in_place = self.in_place;
         for (slot, buf) in self.slots.iter().zip(self.buffers.iter_mut()) {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
             let p = slot.var.as_detached_tensor();
             let g = g.detach();
+            // On the CPU the update runs in place (no temporaries: see sgd_cpu.rs).
+            let fused = sgd_cpu::SgdStep {
+                lr: (c.lr * slot.lr_scale) as f32,
+                weight_decay: slot.weight_decay as f32,
+                momentum: c.momentum as f32,
+                keep: (1.0 - c.dampening) as f32,
+                nesterov: c.nesterov,
+                first: buf.is_none(),
+            };
+            if !in_place {
+                // The generic path below.
+            } else if c.momentum == 0.0 {
+                if sgd_cpu::step_in_place(&p, &g, None, fused)? {
+                    continue;
+                }
+            } else if sgd_cpu::eligible(&p) {
+                let b = match buf.take() {
+                    Some(b) => b,
+                    None => p.zeros_like()?,
+                };
+                let done = sgd_cpu::step_in_place(&p, &g, Some(&b), fused)?;
+                if done {
+                    *buf = Some(b);
+                    continue;
+                }
+                // Not done: the generic path below starts from this buffer.
+                if !fused.first {
+                    *buf = Some(b);
+                }
+            }
             let mut d = if slot.weight_decay != 0.0 {
                 g.add(&p.affine(slot.weight_decay, 0.0)?)?
             } else {
@@ -684,6 +721,56 @@ mod tests {
     fn var(name: &str, vals: &[f32]) -> (String, Var) {
         let v = Var::from_tensor(&Tensor::new(vals, &Device::Cpu).unwrap()).unwrap();
         (name.to_string(), v)
+    }
+
+    #[test]
+    fn in_place_cpu_sgd_gives_the_generic_paths_bits() {
+        let configs = [
+            SgdConfig {
+                lr: 0.1,
+                weight_decay: 1e-2,
+                ..SgdConfig::default()
+            },
+            SgdConfig {
+                lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                ..SgdConfig::default()
+            },
+            SgdConfig {
+                lr: 0.05,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 5e-4,
+                ..SgdConfig::default()
+            },
+            SgdConfig {
+                lr: 0.05,
+                momentum: 0.8,
+                dampening: 0.3,
+                ..SgdConfig::default()
+            },
+        ];
+        let values = |seed: f32, n: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+        };
+        for config in configs {
+            let mut results = Vec::new();
+            for in_place in [true, false] {
+                let (name, w) = var("w", &values(0.0, 1000));
+                let groups = vec![ParamGroup::new("g", vec![(name, w.clone())]).with_lr_scale(0.7)];
+                let mut sgd = Sgd::new(groups, config).unwrap();
+                sgd.in_place = in_place;
+                for step in 0..4 {
+                    let target =
+                        Tensor::new(values(step as f32 + 1.0, 1000), &Device::Cpu).unwrap();
+                    let loss = w.as_tensor().mul(&target).unwrap().sum_all().unwrap();
+                    sgd.step(&loss.backward().unwrap()).unwrap();
+                }
+                results.push(w.as_tensor().to_vec1::<f32>().unwrap());
+            }
+            assert_eq!(results[0], results[1], "{config:?}");
+        }
     }
 
     #[test]
