@@ -67,15 +67,7 @@ pub fn hf_hub_cache_from(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |key| map.get(key).cloned()
-    }
+    use crate::fetch::tests::env_of;
 
     #[test]
     fn finetune_cache_wins_over_everything() {
