@@ -650,8 +650,8 @@ pub fn fit(
 
     // After an interruption mid-epoch the model has moved past every
     // evaluated epoch, the best included.
-    let best_is_last = stopped != StopReason::Interrupted
-        && best.map(|b| b.0) == history.last().map(|r| r.epoch);
+    let best_is_last =
+        stopped != StopReason::Interrupted && best.map(|b| b.0) == history.last().map(|r| r.epoch);
     export_weights(run_dir, model, best_is_last)?;
     Ok(FitSummary {
         history,
