@@ -7,20 +7,7 @@ use std::process::Command;
 use support::{sha256_hex, unreachable_url, TestServer};
 
 fn finetune() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_finetune"));
-    // Keep the user's real caches and overrides out of the tests.
-    for key in [
-        "FINETUNE_CACHE",
-        "FINETUNE_STL10_URL",
-        "FINETUNE_STL10_MD5",
-        "FINETUNE_VGG16_URL",
-        "HF_ENDPOINT",
-        "HF_HUB_CACHE",
-        "HF_HOME",
-    ] {
-        command.env_remove(key);
-    }
-    command
+    support::finetune_isolated()
 }
 
 #[test]

@@ -22,19 +22,7 @@ const TEST_IMAGES: usize = 12;
 /// The binary with the cache and every download override pointed at `env`
 /// only, so the user's real cache and settings never leak in.
 fn finetune(env: &[(&str, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_finetune"));
-    for key in [
-        "FINETUNE_CACHE",
-        "FINETUNE_STL10_URL",
-        "FINETUNE_STL10_MD5",
-        "FINETUNE_VGG16_URL",
-        "HF_ENDPOINT",
-        "HF_HUB_CACHE",
-        "HF_HOME",
-        "XDG_CACHE_HOME",
-    ] {
-        command.env_remove(key);
-    }
+    let mut command = support::finetune_isolated();
     command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     command
 }

@@ -10,6 +10,8 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use std::process::Command;
+
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use md5::Digest;
@@ -247,4 +249,23 @@ pub fn breaking_server(body: Vec<u8>, cut: usize) -> String {
         let _ = stream.flush();
     });
     format!("http://127.0.0.1:{port}/file")
+}
+
+/// The `finetune` binary with the user's caches and download overrides
+/// removed from its environment, so no test reads or writes them.
+pub fn finetune_isolated() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_finetune"));
+    for key in [
+        "FINETUNE_CACHE",
+        "FINETUNE_STL10_URL",
+        "FINETUNE_STL10_MD5",
+        "FINETUNE_VGG16_URL",
+        "HF_ENDPOINT",
+        "HF_HUB_CACHE",
+        "HF_HOME",
+        "XDG_CACHE_HOME",
+    ] {
+        command.env_remove(key);
+    }
+    command
 }
