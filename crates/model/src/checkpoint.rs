@@ -506,21 +506,8 @@ pub fn stored_num_classes(path: &Path) -> Result<usize, ModelError> {
     let got = read_up_to(&mut file, &mut first).map_err(io)?;
     let shapes: Vec<(String, Vec<usize>)> = if first[..got].starts_with(b"PK\x03\x04") {
         drop(file);
-        let corrupt = |e: candle_core::Error| ModelError::Corrupt {
-            path: path.to_path_buf(),
-            format: "PyTorch .pth",
-            reason: e.to_string(),
-        };
-        let mut pth = candle_core::pickle::PthTensors::new(path, None).map_err(corrupt)?;
-        for key in ["state_dict", "model"] {
-            if !pth.tensor_infos().is_empty() {
-                break;
-            }
-            if let Ok(nested) = candle_core::pickle::PthTensors::new(path, Some(key)) {
-                pth = nested;
-            }
-        }
-        pth.tensor_infos()
+        open_pth(path)?
+            .tensor_infos()
             .values()
             .map(|info| (info.name.clone(), info.layout.dims().to_vec()))
             .collect()
@@ -593,18 +580,20 @@ fn decode_f32(bytes: &[u8], dtype: Option<DType>, release: impl Fn(&[u8])) -> Op
     Some(out)
 }
 
-fn load_pth(
-    path: &Path,
-    config: VggConfig,
-    device: &Device,
-) -> Result<(Vgg, LoadReport), ModelError> {
-    let corrupt = |e: candle_core::Error| ModelError::Corrupt {
+/// A `.pth` file's error as the user sees it: the file, the format, candle's reason.
+fn pth_corrupt(path: &Path, e: candle_core::Error) -> ModelError {
+    ModelError::Corrupt {
         path: path.to_path_buf(),
         format: "PyTorch .pth",
         reason: e.to_string(),
-    };
-    // A bare state dict is the common case; training scripts often nest it.
-    let mut pth = candle_core::pickle::PthTensors::new(path, None).map_err(corrupt)?;
+    }
+}
+
+/// Opens a PyTorch zip checkpoint's tensor listing. A bare state dict is the
+/// common case; training scripts often nest it under `state_dict` or `model`.
+fn open_pth(path: &Path) -> Result<candle_core::pickle::PthTensors, ModelError> {
+    let mut pth =
+        candle_core::pickle::PthTensors::new(path, None).map_err(|e| pth_corrupt(path, e))?;
     for key in ["state_dict", "model"] {
         if !pth.tensor_infos().is_empty() {
             break;
@@ -613,6 +602,16 @@ fn load_pth(
             pth = nested;
         }
     }
+    Ok(pth)
+}
+
+fn load_pth(
+    path: &Path,
+    config: VggConfig,
+    device: &Device,
+) -> Result<(Vgg, LoadReport), ModelError> {
+    let corrupt = |e: candle_core::Error| pth_corrupt(path, e);
+    let pth = open_pth(path)?;
     let mut stored: Vec<StoredTensor> = pth
         .tensor_infos()
         .values()
