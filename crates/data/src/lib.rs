@@ -38,6 +38,7 @@ mod folder;
 mod loader;
 mod rng;
 mod stl10;
+mod stream;
 pub mod synthetic;
 pub mod transforms;
 

@@ -253,13 +253,14 @@ fn produce(
         let mut images = shared.buffers.take(config.batch_size * sample);
         let n = chunk.len();
         let filled = shared.install(|| {
-            augment_batch(
+            augment_into(
                 &*shared.dataset,
                 &shared.pipeline,
                 chunk,
                 config.seed,
                 epoch,
                 &mut images[..n * sample],
+                Stores::Streaming,
             )
         });
         let item = filled.map(|()| Batch {
@@ -297,6 +298,32 @@ pub fn augment_batch(
     epoch: u64,
     out: &mut [f32],
 ) -> Result<(), DataError> {
+    augment_into(dataset, pipeline, indices, seed, epoch, out, Stores::Cached)
+}
+
+/// How finished images reach the batch buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stores {
+    /// Written in place: best when the caller reads the batch right away,
+    /// while it is still in cache.
+    Cached,
+    /// Made in a per-thread staging image, then copied with non-temporal
+    /// stores: best for prefetched batches, which wait in the channel and
+    /// are out of cache by the time they are read anyway. Saves the read
+    /// for ownership of every destination line (about 45% more images/s
+    /// through the loader, see the crate README).
+    Streaming,
+}
+
+fn augment_into(
+    dataset: &dyn Dataset,
+    pipeline: &Pipeline,
+    indices: &[usize],
+    seed: u64,
+    epoch: u64,
+    out: &mut [f32],
+    stores: Stores,
+) -> Result<(), DataError> {
     let dims = dataset.image_dims();
     let (oh, ow) = pipeline.output_dims(dims)?;
     let sample = 3 * oh * ow;
@@ -309,18 +336,42 @@ pub fn augment_batch(
     }
     out.par_chunks_mut(sample)
         .zip(indices.par_iter())
-        .try_for_each(|(out, &index)| {
-            let mut rng = sample_rng(seed, epoch, index);
-            if let Some(image) = dataset.image_ref(index) {
-                return pipeline.apply_ref(image, &mut rng, out);
-            }
-            IMAGE.with(|image| {
-                let image = &mut *image.borrow_mut();
-                image.resize(3 * dims.0 * dims.1, 0);
-                dataset.read_image(index, image)?;
-                pipeline.apply(image, dims, &mut rng, out)
-            })
+        .try_for_each(|(out, &index)| match stores {
+            Stores::Cached => augment_one(dataset, pipeline, index, seed, epoch, dims, out),
+            Stores::Streaming => STAGING.with(|staging| {
+                let staging = &mut *staging.borrow_mut();
+                staging.resize(sample, 0.0);
+                augment_one(dataset, pipeline, index, seed, epoch, dims, staging)?;
+                crate::stream::copy_streaming(out, staging);
+                Ok(())
+            }),
         })
+}
+
+thread_local! {
+    /// Per-thread CHW f32 image for [`Stores::Streaming`]; stays in L2.
+    static STAGING: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+fn augment_one(
+    dataset: &dyn Dataset,
+    pipeline: &Pipeline,
+    index: usize,
+    seed: u64,
+    epoch: u64,
+    dims: (usize, usize),
+    out: &mut [f32],
+) -> Result<(), DataError> {
+    let mut rng = sample_rng(seed, epoch, index);
+    if let Some(image) = dataset.image_ref(index) {
+        return pipeline.apply_ref(image, &mut rng, out);
+    }
+    IMAGE.with(|image| {
+        let image = &mut *image.borrow_mut();
+        image.resize(3 * dims.0 * dims.1, 0);
+        dataset.read_image(index, image)?;
+        pipeline.apply(image, dims, &mut rng, out)
+    })
 }
 
 /// Recycled batch buffers.

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use finetune_data::{
-    synthetic, DataError, Dataset, LoaderConfig, Pipeline, PrefetchLoader, Split, Stl10,
+    augment_batch, synthetic, DataError, Dataset, LoaderConfig, Pipeline, PrefetchLoader, Split,
+    Stl10,
 };
 
 fn stl10(n: usize) -> (tempfile::TempDir, Arc<dyn Dataset>) {
@@ -110,6 +111,30 @@ fn unshuffled_subset_keeps_the_given_order_and_test_pipeline_is_exact() {
         .apply_choices(&img, (96, 96), &[], &mut expected)
         .unwrap();
     assert_eq!(&batches[0].0[27648..], expected.as_slice());
+}
+
+/// The loader stages each image and copies it with non-temporal stores;
+/// `augment_batch` writes in place. Both must give the same bits, for odd
+/// batch sizes too (buffers not a multiple of a vector).
+#[test]
+fn loader_batches_equal_augment_batch_written_in_place() {
+    let (_dir, ds) = stl10(11);
+    let loader = PrefetchLoader::new(ds.clone(), Pipeline::recipe_train(96), config(5));
+    let batches = collect(&loader, 2);
+    assert_eq!(batches.len(), 3);
+    for (images, _, indices) in batches {
+        let mut expected = vec![f32::NAN; images.len()];
+        augment_batch(
+            &*ds,
+            &Pipeline::recipe_train(96),
+            &indices,
+            7,
+            2,
+            &mut expected,
+        )
+        .unwrap();
+        assert!(images == expected, "batch {indices:?} differs");
+    }
 }
 
 #[test]
