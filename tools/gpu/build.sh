@@ -70,13 +70,14 @@ make_stubs
 # Changing RUSTFLAGS rebuilds everything: keep it exactly this.
 export RUSTFLAGS="-L native=$STUBS"
 
-# build FEATURES: the CLI and the example; after a failed link (the first
-# build, or new CUDA calls), the stubs learn the missing symbols and it retries.
+# build FEATURE: the CLI and the example in one cargo call (one feature
+# resolution, so nothing is compiled twice); after a failed link (the first
+# build, or new CUDA calls) the stubs learn the missing symbols and it retries.
 build() {
     local attempt
     for attempt in 1 2; do
-        if cargo build --release -p finetune-cli --bin finetune --features "$1" &&
-            cargo build --release -p finetune-train --example device_check --features "$1"; then
+        if cargo build --release -p finetune-cli --bin finetune -p finetune-train \
+            --example device_check --features "finetune-cli/$1,finetune-train/$1"; then
             return 0
         fi
         [ "$attempt" = 1 ] || return 1
@@ -86,14 +87,19 @@ build() {
     done
 }
 
-mkdir -p "$DEST"
+# The binaries are ~55 MB each (candle-kernels embeds its PTX and SASS); one
+# xz archive of them (they share most bytes) is what travels to the GPU
+# machine: tools/gpu/check.sh unpacks $BIN/bins.tar.xz.
+STAGE=$CARGO_TARGET_DIR/gpu-bin
+rm -rf "$STAGE" && mkdir -p "$STAGE" "$DEST"
 build cuda
-strip -o "$DEST/device_check" "$CARGO_TARGET_DIR/release/examples/device_check"
-strip -o "$DEST/finetune" "$CARGO_TARGET_DIR/release/finetune"
+strip -o "$STAGE/device_check" "$CARGO_TARGET_DIR/release/examples/device_check"
+strip -o "$STAGE/finetune" "$CARGO_TARGET_DIR/release/finetune"
 if [ "${CUDNN:-0}" = 1 ]; then
     build cudnn
-    strip -o "$DEST/device_check_cudnn" "$CARGO_TARGET_DIR/release/examples/device_check"
-    strip -o "$DEST/finetune_cudnn" "$CARGO_TARGET_DIR/release/finetune"
+    strip -o "$STAGE/device_check_cudnn" "$CARGO_TARGET_DIR/release/examples/device_check"
+    strip -o "$STAGE/finetune_cudnn" "$CARGO_TARGET_DIR/release/finetune"
 fi
+ls -la "$STAGE"
+tar -C "$STAGE" -cf - . | xz -9 -T0 >"$DEST/bins.tar.xz"
 ls -la "$DEST"
-du -sh "$DEST"

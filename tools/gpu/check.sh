@@ -4,10 +4,10 @@
 #
 #   OUT=/some/dir bash tools/gpu/check.sh
 #
-# Uses binaries built elsewhere by tools/gpu/build.sh and copied to $BIN
-# (default .gpu-bin/): device_check (crates/train/examples/device_check.rs)
-# and finetune, both with `--features cuda`; device_check_cudnn and
-# finetune_cudnn too when present. Stages, each under its own time limit:
+# Uses binaries built elsewhere by tools/gpu/build.sh, packed in
+# $BIN/bins.tar.xz (default .gpu-bin/; plain files in $BIN work too):
+# device_check (crates/train/examples/device_check.rs) and finetune, both with
+# `--features cuda`; device_check_cudnn and finetune_cudnn too when present. Stages, each under its own time limit:
 #   1. the GPU, and how the binaries' CUDA libraries resolve (ldd);
 #   2. correctness: narrow VGG16 forward, gradients and 3 SGD steps, GPU vs CPU;
 #   3. speed: VGG16 training step at 96x96, batch 64 and 16, full and head,
@@ -46,6 +46,14 @@ wants() { [[ " $SKIP " != *" $1 "* ]]; }
 
 # CUDA libraries: every folder holding one of those the binaries link against
 # (PyTorch's pip wheels put them under site-packages/nvidia/*/lib).
+if [ -f "$BIN/bins.tar.xz" ]; then
+    mkdir -p "$WORK/bin"
+    tar -C "$WORK/bin" -xJf "$BIN/bins.tar.xz" 2>/dev/null ||
+        "$PY" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+            "$BIN/bins.tar.xz" "$WORK/bin"
+    BIN=$WORK/bin
+fi
+
 LIBDIRS=$(find /opt/torch/.venv/lib/python3*/site-packages/nvidia /usr/local/cuda*/ \
     /usr/lib/x86_64-linux-gnu /usr/lib64 \
     \( -name 'libcublas.so.*' -o -name 'libcublasLt.so.*' -o -name 'libcurand.so.*' \
@@ -96,8 +104,13 @@ if wants e2e; then
         for f in log.jsonl; do [ -f "$run/$f" ] && cp "$run/$f" "$OUT/$what-$f"; done
         [ -f "$run/last.safetensors" ] && [ -f "$run/log.jsonl" ] ||
             failures+=("train-$what(run dir incomplete)")
-        tail -c 1500 "$run/log.jsonl" 2>/dev/null
-        echo
+        "$PY" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("type") == "epoch":
+        print("epoch", r["epoch"], "seconds", r.get("seconds"), "images/s", r.get("images_per_sec"),
+              "data wait", r.get("data_wait_seconds"), "train loss", r["train"]["loss"],
+              "test top1", (r.get("test") or {}).get("top1"))' "$run/log.jsonl" 2>&1
     done
 fi
 
