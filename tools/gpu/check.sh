@@ -75,29 +75,29 @@ fi
 DC=$BIN/device_check
 FT=$BIN/finetune
 if wants correctness; then
-    stage correctness 90 "$DC" correctness --device "$DEVICE"
+    stage correctness 60 "$DC" correctness --device "$DEVICE"
     [ -x "$BIN/device_check_cudnn" ] &&
         stage correctness-cudnn 60 "$BIN/device_check_cudnn" correctness --device "$DEVICE"
 fi
 if wants speed; then
-    stage speed-b16 75 "$DC" speed --device "$DEVICE" --batches 16 --warmup 2 --iters 8
-    stage speed-b64 100 "$DC" speed --device "$DEVICE" --batches 64 --warmup 2 --iters 8
+    stage speed-b16 60 "$DC" speed --device "$DEVICE" --batches 16 --warmup 2 --iters 8
+    stage speed-b64 90 "$DC" speed --device "$DEVICE" --batches 64 --warmup 2 --iters 8
     [ -x "$BIN/device_check_cudnn" ] &&
-        stage speed-cudnn 100 "$BIN/device_check_cudnn" speed --device "$DEVICE" --batches 64,16 --warmup 2 --iters 8
+        stage speed-cudnn 90 "$BIN/device_check_cudnn" speed --device "$DEVICE" --batches 64,16 --warmup 2 --iters 8
 fi
 if wants torch; then
     for b in 64 16; do
-        stage "torch-b$b" 60 "$PY" tools/bench/vgg_step.py --device "$DEVICE" --batch "$b" \
+        stage "torch-b$b" 45 "$PY" tools/bench/vgg_step.py --device "$DEVICE" --batch "$b" \
             --threads 16 --warmup 3 --iters 10
     done
 fi
 if wants e2e; then
-    stage data 30 "$DC" write-stl10 "$WORK/stl10" "$E2E_TRAIN" "$E2E_TEST"
-    stage weights 60 "$DC" write-vgg16 "$WORK/vgg16.safetensors"
+    stage data 20 "$DC" write-stl10 "$WORK/stl10" "$E2E_TRAIN" "$E2E_TEST"
+    stage weights 40 "$DC" write-vgg16 "$WORK/vgg16.safetensors"
     for what in head all; do
         run=$WORK/run-$what
         rm -rf "$run"
-        stage "train-$what" 90 "$FT" train --device "$DEVICE" --data "$WORK/stl10" \
+        stage "train-$what" 60 "$FT" train --device "$DEVICE" --data "$WORK/stl10" \
             --weights "$WORK/vgg16.safetensors" --out "$run" --train "$what" \
             --epochs 1 --batch-size 64 --quiet
         ls -la "$run"

@@ -340,7 +340,15 @@ fn speed(device: &Device, args: &Args) -> AnyResult<()> {
                 drop(grads);
                 device.synchronize()?;
                 let t3 = Instant::now();
-                if i >= args.warmup {
+                if i < args.warmup {
+                    // Printed at once, so a run cut short still shows the scale.
+                    println!(
+                        "  {mode} batch {n} warmup step {i}: forward {:.4} s, backward {:.4} s, update {:.4} s",
+                        (t1 - t0).as_secs_f64(),
+                        (t2 - t1).as_secs_f64(),
+                        (t3 - t2).as_secs_f64()
+                    );
+                } else {
                     rates.push(n as f64 / (t3 - t0).as_secs_f64());
                     for (acc, d) in split.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2]) {
                         *acc += d.as_secs_f64() / args.iters as f64;
