@@ -59,7 +59,7 @@ LIBDIRS=$(find /opt/torch/.venv/lib/python3*/site-packages/nvidia /usr/local/cud
     \( -name 'libcublas.so.*' -o -name 'libcublasLt.so.*' -o -name 'libcurand.so.*' \
     -o -name 'libnvrtc.so.*' -o -name 'libcudart.so.*' -o -name 'libcudnn.so.*' \
     -o -name 'libcuda.so.*' \) -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)
-export LD_LIBRARY_PATH=$LIBDIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH=$LIBDIRS${LIBDIRS:+${LD_LIBRARY_PATH:+:}}${LD_LIBRARY_PATH:-}
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 
 if wants gpu; then
