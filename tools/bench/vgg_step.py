@@ -9,6 +9,10 @@ two threads, one optimisation step per iteration:
   builds no graph there), backward and SGD on the head only.
 
 Prints one line per mode: `torch <mode> <images/s median> (min .. max) over N`.
+With `--device cuda` (default `cpu`) model and data live on the GPU and each
+timed step ends with `torch.cuda.synchronize()`; the line then names the
+device and batch, and PyTorch's defaults are kept (cuDNN may use TF32 for
+convolutions; `--no-tf32` turns that off).
 The Rust counterpart is crates/model/examples/vgg_step.rs; tools/bench/vgg_step.sh
 runs both.
 """
@@ -19,6 +23,11 @@ import time
 
 import torch
 import torchvision
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def step_fn(model, params, x, y):
@@ -41,16 +50,33 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--modes", default="full,head")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--no-tf32", action="store_true", help="cuda: full f32 convolutions and matmuls")
     ap.add_argument("--split", action="store_true", help="accepted for symmetry with the Rust side; ignored")
     ap.add_argument("--plain-malloc", action="store_true", help="accepted for symmetry with the Rust side; ignored")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if args.no_tf32:
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        print(
+            f"torch {torch.__version__} on {torch.cuda.get_device_name(device)}, "
+            f"cudnn {torch.backends.cudnn.version()}, "
+            f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, "
+            f"matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}",
+            flush=True,
+        )
     model = torchvision.models.vgg16(num_classes=10)
     model.train()
     x = torch.randn(args.batch, 3, args.side, args.side)
     y = torch.randint(0, 10, (args.batch,))
+    if device.type != "cpu":
+        model, x, y = model.to(device), x.to(device), y.to(device)
+    label = "torch" if device.type == "cpu" else f"torch {device.type} batch {args.batch}"
 
     for mode in args.modes.split(","):
         for name, p in model.named_parameters():
@@ -61,11 +87,13 @@ def main():
             step()
         rates = []
         for _ in range(args.iters):
+            sync(device)
             t0 = time.perf_counter()
             step()
+            sync(device)
             rates.append(args.batch / (time.perf_counter() - t0))
         print(
-            f"torch {mode} {statistics.median(rates):.2f} img/s "
+            f"{label} {mode} {statistics.median(rates):.2f} img/s "
             f"({min(rates):.2f} .. {max(rates):.2f}) over {args.iters}",
             flush=True,
         )
