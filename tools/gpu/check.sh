@@ -45,7 +45,9 @@ stage() { # stage NAME SECONDS CMD...: runs CMD under a time limit, records fail
 wants() { [[ " $SKIP " != *" $1 "* ]]; }
 
 # CUDA libraries: every folder holding one of those the binaries link against
-# (PyTorch's pip wheels put them under site-packages/nvidia/*/lib).
+# (PyTorch's pip wheels put them under site-packages/nvidia/*/lib). Not the
+# CUDA forward-compatibility folders (cuda-*/compat): their libcuda does not
+# match an up-to-date driver (CUDA_ERROR_SYSTEM_DRIVER_MISMATCH, seen on the H200).
 if [ -f "$BIN/bins.tar.xz" ]; then
     mkdir -p "$WORK/bin"
     tar -C "$WORK/bin" -xJf "$BIN/bins.tar.xz" 2>/dev/null ||
@@ -58,7 +60,7 @@ LIBDIRS=$(find /opt/torch/.venv/lib/python3*/site-packages/nvidia /usr/local/cud
     /usr/lib/x86_64-linux-gnu /usr/lib64 \
     \( -name 'libcublas.so.*' -o -name 'libcublasLt.so.*' -o -name 'libcurand.so.*' \
     -o -name 'libnvrtc.so.*' -o -name 'libcudart.so.*' -o -name 'libcudnn.so.*' \
-    -o -name 'libcuda.so.*' \) -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)
+    -o -name 'libcuda.so.*' \) -printf '%h\n' 2>/dev/null | grep -v '/compat' | sort -u | paste -sd:)
 export LD_LIBRARY_PATH=$LIBDIRS${LIBDIRS:+${LD_LIBRARY_PATH:+:}}${LD_LIBRARY_PATH:-}
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 
