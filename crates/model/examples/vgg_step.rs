@@ -2,7 +2,7 @@
 //! is `tools/bench/vgg_step.py`, and `tools/bench/vgg_step.sh` runs both.
 //!
 //! ```text
-//! cargo run --release -p finetune-model --example vgg_step -- [--batch 16] [--side 96] [--warmup 1] [--iters 5] [--modes full,head] [--split] [--plain-malloc]
+//! cargo run --release -p finetune-model --example vgg_step -- [--batch 16] [--side 96] [--warmup 1] [--iters 5] [--modes full,head] [--split] [--plain-malloc] [--im2col]
 //! ```
 //! VGG16 (10 classes, random weights), one optimisation step per iteration:
 //! `full` trains every layer (train mode, cross-entropy, backward, plain SGD),
@@ -10,7 +10,8 @@
 //! Prints `candle <mode> <images/s median> (min .. max) over N` per mode;
 //! `--split` adds the mean time of forward, backward and update, and the
 //! forward speed of each conv block;
-//! `--plain-malloc` skips [`finetune_model::retain_freed_memory`] (for comparison).
+//! `--plain-malloc` skips [`finetune_model::retain_freed_memory`] (for comparison);
+//! `--im2col` turns Winograd off ([`finetune_model::set_winograd`]).
 //! Threads: candle's CPU backend uses rayon's pool (`RAYON_NUM_THREADS`).
 
 use std::time::Instant;
@@ -27,6 +28,7 @@ struct Args {
     modes: Vec<String>,
     verbose: bool,
     plain_malloc: bool,
+    im2col: bool,
 }
 
 fn parse() -> Result<Args, Box<dyn std::error::Error>> {
@@ -38,11 +40,16 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
         modes: vec!["full".into(), "head".into()],
         verbose: false,
         plain_malloc: false,
+        im2col: false,
     };
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = argv.iter().position(|a| a == "--split") {
         argv.remove(at);
         a.verbose = true;
+    }
+    if let Some(at) = argv.iter().position(|a| a == "--im2col") {
+        argv.remove(at);
+        a.im2col = true;
     }
     if let Some(at) = argv.iter().position(|a| a == "--plain-malloc") {
         argv.remove(at);
@@ -66,6 +73,7 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
+    finetune_model::set_winograd(!args.im2col);
     // As `finetune train` should: large buffers are reused instead of faulted in anew.
     let retained = !args.plain_malloc && finetune_model::retain_freed_memory();
     let verbose = args.verbose;

@@ -12,12 +12,34 @@ pub(crate) struct Gemm {
 }
 
 impl Gemm {
-    /// `dst = (acc ? dst : 0) + lhs · rhs`, each operand as `(slice, row stride, column stride)`.
+    /// `dst = (acc ? dst : 0) + lhs · rhs`, each operand as `(slice, row stride, column stride)`,
+    /// split across the current rayon pool when it is big enough.
     pub(crate) fn run(
         &self,
         dst: &mut [f32],
         lhs: (&[f32], usize, usize),
         rhs: (&[f32], usize, usize),
+    ) {
+        self.run_on(dst, lhs, rhs, true);
+    }
+
+    /// Like [`run`](Gemm::run), on the calling thread only (for callers that
+    /// parallelise around it).
+    pub(crate) fn run_serial(
+        &self,
+        dst: &mut [f32],
+        lhs: (&[f32], usize, usize),
+        rhs: (&[f32], usize, usize),
+    ) {
+        self.run_on(dst, lhs, rhs, false);
+    }
+
+    fn run_on(
+        &self,
+        dst: &mut [f32],
+        lhs: (&[f32], usize, usize),
+        rhs: (&[f32], usize, usize),
+        threaded: bool,
     ) {
         let (m, n, k) = (self.m, self.n, self.k);
         if m == 0 || n == 0 {
@@ -45,7 +67,7 @@ impl Gemm {
         let threads = rayon::current_num_threads();
         let flops = m * n * k;
         let (split_n, len) = if n >= m { (true, n) } else { (false, m) };
-        let parts = if threads <= 1 || flops < (1 << 20) {
+        let parts = if !threaded || threads <= 1 || flops < (1 << 20) {
             1
         } else {
             (len / 128).clamp(1, 3 * threads)

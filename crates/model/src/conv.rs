@@ -15,11 +15,13 @@
 //! [`conv3x3`] is candle's own `conv2d`, bias add and ReLU.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 use crate::blas::{contiguous_f32 as slice, Gemm};
+use crate::winograd;
 use crate::ModelError;
 
 /// Most f32 elements a scratch matrix may hold (32 MiB): bounds how many
@@ -282,10 +284,38 @@ fn with_scratch<R>(
     })
 }
 
+/// Process-wide switch of [`set_winograd`].
+static WINOGRAD: AtomicBool = AtomicBool::new(true);
+
+/// Turns Winograd F(2x2, 3x3) for the CPU 3x3 convolutions on (the default)
+/// or off (im2col and GEMM only, e.g. to compare speed or rounding).
+/// Process-wide; both give the same results up to f32 rounding (tested to
+/// 1e-5 relative against candle's `conv2d`).
+pub fn set_winograd(enabled: bool) {
+    WINOGRAD.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether a convolution goes through Winograd F(2x2, 3x3) rather than
+/// im2col: not with few channels (the 3-channel first layer), where the
+/// GEMMs over channels are too thin for the transforms to pay off.
+fn use_winograd(d: &Dims) -> bool {
+    WINOGRAD.load(Ordering::Relaxed) && d.c >= 16 && d.k >= 16
+}
+
 fn forward(d: &Dims, x: &[f32], w: &[f32], b: &[f32], relu: bool) -> Vec<f32> {
     let (s, k, p) = (d.s(), d.k, d.p());
     let mut y = vec![0f32; d.n * k * s];
     if y.is_empty() {
+        return y;
+    }
+    if use_winograd(d) {
+        let filters = winograd::Filters::forward(w, k, d.c);
+        let e = winograd::Epilogue {
+            bias: Some(b),
+            relu,
+            input_mask: None,
+        };
+        winograd::conv(&filters, x, d.n, d.h, d.w, &e, &mut y);
         return y;
     }
     let chunk = d.chunk();
@@ -338,7 +368,65 @@ fn lane_sum(v: &[f32]) -> f64 {
     tail + acc.iter().map(|&x| x as f64).sum::<f64>()
 }
 
+/// The backward pass through Winograd: the input gradient is itself a 3x3
+/// convolution (of the masked output gradient with the flipped, transposed
+/// filters), and the weight gradient the adjoint of the forward transforms;
+/// neither needs im2col or col2im.
+fn backward_winograd(
+    d: &Dims,
+    x: &[f32],
+    w: &[f32],
+    y: Option<&[f32]>,
+    g: &[f32],
+    need: Need,
+) -> Grads {
+    let (s, k) = (d.s(), d.k);
+    let dx = need.x.then(|| {
+        let mut dx = vec![0f32; d.n * d.c * s];
+        let filters = winograd::Filters::input_gradient(w, k, d.c);
+        let e = winograd::Epilogue {
+            bias: None,
+            relu: false,
+            input_mask: y,
+        };
+        winograd::conv(&filters, g, d.n, d.h, d.w, &e, &mut dx);
+        dx
+    });
+    let dw = need
+        .w
+        .then(|| winograd::weight_gradient(x, g, y, d.n, d.c, k, d.h, d.w));
+    // Bias: the masked gradient summed per channel, in f64 (N·H·W terms).
+    let db = need.b.then(|| {
+        (0..k)
+            .into_par_iter()
+            .map(|ki| {
+                let mut sum = 0f64;
+                let mut row = vec![0f32; s];
+                for i in 0..d.n {
+                    let at = (i * k + ki) * s;
+                    let src = &g[at..at + s];
+                    let sum_row = match y {
+                        Some(y) => {
+                            for ((o, gv), yv) in row.iter_mut().zip(src).zip(&y[at..at + s]) {
+                                *o = if *yv > 0.0 { *gv } else { 0.0 };
+                            }
+                            lane_sum(&row)
+                        }
+                        None => lane_sum(src),
+                    };
+                    sum += sum_row;
+                }
+                sum as f32
+            })
+            .collect()
+    });
+    Grads { dx, dw, db }
+}
+
 fn backward(d: &Dims, x: &[f32], w: &[f32], y: Option<&[f32]>, g: &[f32], need: Need) -> Grads {
+    if use_winograd(d) {
+        return backward_winograd(d, x, w, y, g, need);
+    }
     let (s, k, p) = (d.s(), d.k, d.p());
     let mut dx = need.x.then(|| vec![0f32; d.n * d.c * s]);
     let mut dw = need.w.then(|| vec![0f32; k * p]);
@@ -437,7 +525,8 @@ pub(crate) mod tests {
     #[test]
     fn matches_candle_forward_and_backward() -> Result<(), ModelError> {
         const TOL: f32 = 1e-5;
-        // (N, C, H, W, K): odd sizes, 1-pixel maps, one channel, a batch that spans GEMM chunks.
+        // (N, C, H, W, K): odd sizes, 1-pixel maps, one channel, a batch that spans GEMM chunks;
+        // from 16 channels in and out, Winograd.
         let shapes = [
             (2, 3, 8, 8, 4),
             (3, 5, 7, 9, 6),
@@ -446,6 +535,9 @@ pub(crate) mod tests {
             (4, 8, 13, 5, 3),
             (5, 8, 20, 20, 4),
             (3, 32, 24, 24, 16),
+            // Winograd: one whole-batch group (small maps), odd sizes.
+            (2, 16, 6, 6, 16),
+            (2, 16, 9, 7, 24),
         ];
         for (seed, &(n, c, h, w, k)) in shapes.iter().enumerate() {
             for relu in [true, false] {

@@ -11,9 +11,10 @@
 //! - Made for freezing: parameters are [`candle_core::Var`]s with a per-parameter
 //!   trainable flag ([`Vgg::set_trainable`]); the forward pass can start and
 //!   stop at any [`Cut`], so a frozen prefix can run once without autograd.
-//! - Fast on the CPU: 3x3 convolutions, linear layers and the 2x2 max-pool
-//!   run as custom ops over large GEMMs (with their backward passes) on f32
-//!   CPU tensors, candle's own ops elsewhere; training binaries should call
+//! - Fast on the CPU: 3x3 convolutions (Winograd F(2x2, 3x3), see
+//!   [`set_winograd`]), linear layers and the 2x2 max-pool run as custom ops
+//!   over large GEMMs (with their backward passes) on f32 CPU tensors,
+//!   candle's own ops elsewhere; training binaries should call
 //!   [`retain_freed_memory`] once (see `README.md` for figures).
 //!
 //! ```
@@ -50,10 +51,12 @@ mod linear;
 mod max_pool;
 mod memory;
 mod vgg;
+mod winograd;
 
 pub use adaptive_pool::{adaptive_avg_pool2d, adaptive_bin};
 pub use checkpoint::{stored_num_classes, CheckpointFormat, LoadReport, NamingScheme};
 pub use config::{VggConfig, VggVariant};
+pub use conv::set_winograd;
 pub use error::{Mismatch, ModelError};
 pub use memory::retain_freed_memory;
 pub use vgg::{Cut, Mode, Vgg, MIN_INPUT_SIDE};
