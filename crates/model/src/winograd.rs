@@ -333,28 +333,6 @@ impl SyncPtr {
     }
 }
 
-/// Reads row `sy` (may be out of the map: zeros) of plane `at` of `x` into
-/// `dst[1..=w]`, masked, with zeros around it.
-fn padded_row(x: &[f32], mask: Option<&[f32]>, at: usize, sy: isize, t: Tiling, dst: &mut [f32]) {
-    let w = t.w;
-    if sy < 0 || sy >= t.h as isize {
-        dst.fill(0.0);
-        return;
-    }
-    let at = at + sy as usize * w;
-    let src = &x[at..at + w];
-    dst[0] = 0.0;
-    match mask {
-        Some(m) => {
-            for ((d, &xv), &mv) in dst[1..=w].iter_mut().zip(src).zip(&m[at..at + w]) {
-                *d = if mv > 0.0 { xv } else { 0.0 };
-            }
-        }
-        None => dst[1..=w].copy_from_slice(src),
-    }
-    dst[w + 1..].fill(0.0);
-}
-
 /// Reads row `sy` of plane `at` of `x` (zeros outside the map; masked)
 /// split by column parity as the padded row `[0, x0, x1, ...]` is: `even[i]`
 /// holds padded column `2i` (= `x[2i - 1]`), `odd[i]` padded column `2i + 1`
@@ -476,29 +454,39 @@ fn gradient_transform(
     assert_eq!(z.len(), 16 * k * t, "winograd: transformed gradient size");
     let dst = SyncPtr(z.as_mut_ptr(), z.len());
     let s = tiling.h * tiling.w;
+    let wp = tw + 2;
     for_each(k, parallel, |ko| {
-        // Two padded output-gradient rows (offset by one column, as the
-        // input's, so the same reader serves both).
-        let wp = 2 * tw + 2;
-        let mut p = vec![0f32; 2 * wp];
+        // The tile row's two gradient rows, split by column parity as
+        // [`split_row`] does: dz[2tx] = odd[tx], dz[2tx + 1] = even[tx + 1].
+        let mut p = vec![0f32; 4 * wp];
         let mut out = vec![0f32; 16 * tw];
         for (lr, row) in rows.clone().enumerate() {
             let (img, ty) = (row / tiling.th, row % tiling.th);
             let plane = (img * k + ko) * s;
-            for (j, dst) in p.chunks_exact_mut(wp).enumerate() {
-                padded_row(dz, mask, plane, (2 * ty + j) as isize, tiling, dst);
+            for (j, pair) in p.chunks_exact_mut(2 * wp).enumerate() {
+                let (even, odd) = pair.split_at_mut(wp);
+                split_row(dz, mask, plane, (2 * ty + j) as isize, tiling, even, odd);
             }
-            let (top, bottom) = p.split_at(wp);
-            for tx in 0..tw {
-                let (a, b) = (top[1 + 2 * tx], top[2 + 2 * tx]);
-                let (c, d) = (bottom[1 + 2 * tx], bottom[2 + 2 * tx]);
-                // A dz: four rows of two, then each row (p, q) -> (p, p+q, p-q, -q).
-                let rows4 = [(a, b), (a + c, b + d), (a - c, b - d), (-c, -d)];
-                for (i, (p, q)) in rows4.into_iter().enumerate() {
-                    out[(4 * i) * tw + tx] = p;
-                    out[(4 * i + 1) * tw + tx] = p + q;
-                    out[(4 * i + 2) * tw + tx] = p - q;
-                    out[(4 * i + 3) * tw + tx] = -q;
+            let (top, bottom) = p.split_at(2 * wp);
+            let (a, b) = (&top[wp..wp + tw], &top[1..=tw]);
+            let (c, d) = (&bottom[wp..wp + tw], &bottom[1..=tw]);
+            // A dz: rows (a, b), (a + c, b + d), (a - c, b - d), (-c, -d);
+            // then each row (p, q) -> (p, p + q, p - q, -q).
+            for (i, seg) in out.chunks_exact_mut(4 * tw).enumerate() {
+                let (o0, rest) = seg.split_at_mut(tw);
+                let (o1, rest) = rest.split_at_mut(tw);
+                let (o2, o3) = rest.split_at_mut(tw);
+                for tx in 0..tw {
+                    let (p, q) = match i {
+                        0 => (a[tx], b[tx]),
+                        1 => (a[tx] + c[tx], b[tx] + d[tx]),
+                        2 => (a[tx] - c[tx], b[tx] - d[tx]),
+                        _ => (-c[tx], -d[tx]),
+                    };
+                    o0[tx] = p;
+                    o1[tx] = p + q;
+                    o2[tx] = p - q;
+                    o3[tx] = -q;
                 }
             }
             for (xi, seg) in out.chunks_exact(tw).enumerate() {
