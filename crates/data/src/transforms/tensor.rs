@@ -113,7 +113,9 @@ impl Lut {
     }
 
     fn write_column_major_cached(&self, src: &ImageRef<'_>, view: &View, out: &mut [f32]) {
-        const BLOCK: usize = 8;
+        // 16 rows: one 16-byte read per column; measured 2-4% faster than 8
+        // through the loader, 32 slower (too many rows written at once).
+        const BLOCK: usize = 16;
         let (oh, ow) = view.out;
         let plane = oh * ow;
         let span = view.span();
