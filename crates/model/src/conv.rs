@@ -1,14 +1,17 @@
 //! VGG's 3x3 convolution (stride 1, padding 1) with its bias and optional
-//! ReLU, as one CPU custom op over im2col and a blocked GEMM.
+//! ReLU, as one CPU custom op: Winograd F(2x2, 3x3) (`winograd.rs`) for
+//! layers with at least 16 input and output channels, im2col and a blocked
+//! GEMM for the others (the 3-channel `features.0`) or when
+//! [`set_winograd`] turned it off.
 //!
 //! Why: candle 0.11.1 computes a convolution's input gradient with
 //! `conv_transpose2d` (a direct loop) and its weight gradient as a
 //! convolution whose kernel is the whole output map, both far from the
 //! machine's GEMM speed; the forward pass tiles im2col into small GEMMs.
-//! Here all three products are single large GEMMs (`gemm` crate, the one
-//! candle itself uses): `Y = W · col(X)`, `dW = dY · col(X)ᵀ` and
-//! `dX = col⁻¹(Wᵀ · dY)`, with the bias and ReLU fused into the copies around
-//! them and the input gradient skipped when the input does not need one
+//! Here every product is a large GEMM (`gemm` crate, the one candle itself
+//! uses): on the im2col path `Y = W · col(X)`, `dW = dY · col(X)ᵀ` and
+//! `dX = col⁻¹(Wᵀ · dY)`; the bias and ReLU are fused into the passes around
+//! them, and the input gradient is skipped when the input does not need one
 //! (the image batch entering `features.0`).
 //!
 //! Only f32 tensors on the CPU take this path; on other devices and dtypes
@@ -355,6 +358,19 @@ fn forward(d: &Dims, x: &[f32], w: &[f32], b: &[f32], relu: bool) -> Vec<f32> {
     y
 }
 
+/// `dst = g` where the ReLU's output `y` is positive, else 0 (PyTorch's
+/// `threshold_backward`); a plain copy without a ReLU.
+fn relu_backward(dst: &mut [f32], g: &[f32], y: Option<&[f32]>) {
+    match y {
+        Some(y) => {
+            for ((o, gv), yv) in dst.iter_mut().zip(g).zip(y) {
+                *o = if *yv > 0.0 { *gv } else { 0.0 };
+            }
+        }
+        None => dst.copy_from_slice(g),
+    }
+}
+
 /// Sum of `v` in 16 independent f32 lanes (vectorised), combined in f64.
 fn lane_sum(v: &[f32]) -> f64 {
     let mut acc = [0f32; 16];
@@ -404,17 +420,8 @@ fn backward_winograd(
                 let mut row = vec![0f32; s];
                 for i in 0..d.n {
                     let at = (i * k + ki) * s;
-                    let src = &g[at..at + s];
-                    let sum_row = match y {
-                        Some(y) => {
-                            for ((o, gv), yv) in row.iter_mut().zip(src).zip(&y[at..at + s]) {
-                                *o = if *yv > 0.0 { *gv } else { 0.0 };
-                            }
-                            lane_sum(&row)
-                        }
-                        None => lane_sum(src),
-                    };
-                    sum += sum_row;
+                    relu_backward(&mut row, &g[at..at + s], y.map(|y| &y[at..at + s]));
+                    sum += lane_sum(&row);
                 }
                 sum as f32
             })
@@ -448,15 +455,7 @@ fn backward(d: &Dims, x: &[f32], w: &[f32], y: Option<&[f32]>, g: &[f32], need: 
                     for i in 0..m {
                         let at = ((n0 + i) * k + ki) * s;
                         let dst = &mut row[i * s..(i + 1) * s];
-                        let src = &g[at..at + s];
-                        match y {
-                            Some(y) => {
-                                for ((o, gv), yv) in dst.iter_mut().zip(src).zip(&y[at..at + s]) {
-                                    *o = if *yv > 0.0 { *gv } else { 0.0 };
-                                }
-                            }
-                            None => dst.copy_from_slice(src),
-                        }
+                        relu_backward(dst, &g[at..at + s], y.map(|y| &y[at..at + s]));
                         sum += lane_sum(dst);
                     }
                     sum

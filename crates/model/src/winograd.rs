@@ -337,7 +337,6 @@ impl SyncPtr {
 /// split by column parity as the padded row `[0, x0, x1, ...]` is: `even[i]`
 /// holds padded column `2i` (= `x[2i - 1]`), `odd[i]` padded column `2i + 1`
 /// (= `x[2i]`), both `tw + 2` long.
-#[allow(clippy::too_many_arguments)]
 fn split_row(
     x: &[f32],
     mask: Option<&[f32]>,
