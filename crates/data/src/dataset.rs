@@ -7,10 +7,14 @@ use std::str::FromStr;
 use crate::transforms::ImageRef;
 use crate::DataError;
 
+/// A 0-based class index, the one label type of every crate of finetune:
+/// what [`Dataset::label`] returns, what a [`Batch`](crate::Batch) carries
+/// and what candle's `cross_entropy` takes as targets.
+pub type Label = u32;
+
 /// Label of an image that has none (STL10's `unlabeled` split). torchvision
-/// uses -1 there; a `usize` cannot, so the largest value stands in. In a
-/// [`Batch`](crate::Batch) it appears as `u32::MAX`.
-pub const UNLABELED: usize = usize::MAX;
+/// uses -1 there; an unsigned label cannot, so the largest value stands in.
+pub const UNLABELED: Label = Label::MAX;
 
 /// A finite, indexable set of same-sized RGB images with class labels.
 pub trait Dataset: Send + Sync {
@@ -32,7 +36,7 @@ pub trait Dataset: Send + Sync {
     }
 
     /// 0-based class of image `index`, or [`UNLABELED`]. Panics if `index >= len()`.
-    fn label(&self, index: usize) -> usize;
+    fn label(&self, index: usize) -> Label;
 
     /// (height, width) of every image [`read_image`](Dataset::read_image) yields.
     fn image_dims(&self) -> (usize, usize);

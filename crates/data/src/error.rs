@@ -118,6 +118,20 @@ pub enum DataError {
         /// The extensions looked for.
         extensions: String,
     },
+    /// A data directory that does not exist.
+    #[error("{path}: no such directory (expected the folder holding stl10_binary/, or an image folder root/<class>/<image>)")]
+    NoDataDir {
+        /// The directory given.
+        path: PathBuf,
+    },
+    /// The unlabeled split asked of an image folder.
+    #[error(
+        "{path}: image folders have no unlabeled split (only STL10 has one): use train or test"
+    )]
+    NoUnlabeledSplit {
+        /// The folder.
+        path: PathBuf,
+    },
     /// An image-folder root without class sub-folders.
     #[error("{path}: expected one sub-folder per class (root/<class>/<image>), found none")]
     NoClasses {

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::dataset::{check_image_buffer, Dataset, Split};
+use crate::dataset::{check_image_buffer, Dataset, Label, Split};
 use crate::transforms::{ImageRef, Resize, RgbImage};
 use crate::DataError;
 
@@ -65,7 +65,7 @@ pub struct ImageFolder {
     dims: (usize, usize),
     /// `len * h * w * 3` bytes, HWC per image.
     pixels: Vec<u8>,
-    labels: Vec<usize>,
+    labels: Vec<Label>,
     files: Vec<PathBuf>,
     skipped: Vec<(PathBuf, String)>,
 }
@@ -91,7 +91,7 @@ impl ImageFolder {
         }
         let class_names = list_classes(&root)?;
         let mut items = Vec::new();
-        for (label, name) in class_names.iter().enumerate() {
+        for (label, name) in (0..).zip(&class_names) {
             let class_dir = root.join(name);
             let mut files = list_images(&class_dir)?;
             if files.is_empty() {
@@ -164,7 +164,7 @@ impl Dataset for ImageFolder {
         &self.class_names
     }
 
-    fn label(&self, index: usize) -> usize {
+    fn label(&self, index: usize) -> Label {
         self.labels[index]
     }
 
@@ -261,7 +261,7 @@ fn has_extension(path: &Path, extensions: &[&str]) -> bool {
 fn split_files(
     mut files: Vec<PathBuf>,
     split: &FolderSplit,
-    label: usize,
+    label: Label,
 ) -> Result<Vec<PathBuf>, DataError> {
     if !(0.0..=1.0).contains(&split.test_fraction) {
         return Err(DataError::LoaderConfig {

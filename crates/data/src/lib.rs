@@ -35,6 +35,7 @@
 mod dataset;
 mod error;
 mod folder;
+mod layout;
 mod loader;
 mod rng;
 mod stl10;
@@ -42,10 +43,14 @@ mod stream;
 pub mod synthetic;
 pub mod transforms;
 
-pub use dataset::{Dataset, Split, UNLABELED};
+pub use dataset::{Dataset, Label, Split, UNLABELED};
 pub use error::DataError;
 pub use folder::{FolderSplit, ImageFolder, ImageFolderOptions};
+pub use layout::{DataLayout, DataOptions, OpenedSplit};
 pub use loader::{augment_batch, Batch, EpochIter, LoaderConfig, PrefetchLoader};
 pub use rng::{sample_rng, shuffle};
-pub use stl10::{Stl10, STL10_CLASSES, STL10_FOLDS, STL10_IMAGE_BYTES, STL10_SIDE};
+pub use stl10::{
+    Stl10, STL10_CLASSES, STL10_CLASS_NAMES_FILE, STL10_DIR, STL10_FOLDS, STL10_FOLDS_FILE,
+    STL10_IMAGE_BYTES, STL10_SIDE,
+};
 pub use transforms::{Pipeline, IMAGENET_MEAN, IMAGENET_STD, STL10_MEAN, STL10_STD};

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;
 
 use crate::rng::{sample_rng, shuffle};
-use crate::{DataError, Dataset, Pipeline};
+use crate::{DataError, Dataset, Label, Pipeline};
 
 /// How a [`PrefetchLoader`] batches a data set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,10 +266,7 @@ fn produce(
         let item = filled.map(|()| Batch {
             images,
             shape: [n, 3, dims.0, dims.1],
-            labels: chunk
-                .iter()
-                .map(|&i| u32::try_from(shared.dataset.label(i)).unwrap_or(u32::MAX))
-                .collect(),
+            labels: chunk.iter().map(|&i| shared.dataset.label(i)).collect(),
             indices: chunk.to_vec(),
             pool: Arc::clone(&shared.buffers),
         });
@@ -411,7 +408,7 @@ impl BufferPool {
 pub struct Batch {
     images: Vec<f32>,
     shape: [usize; 4],
-    labels: Vec<u32>,
+    labels: Vec<Label>,
     indices: Vec<usize>,
     pool: Arc<BufferPool>,
 }
@@ -427,8 +424,8 @@ impl Batch {
         self.shape
     }
 
-    /// Class per image ([`UNLABELED`](crate::UNLABELED) images have `u32::MAX`).
-    pub fn labels(&self) -> &[u32] {
+    /// Class per image ([`UNLABELED`](crate::UNLABELED) for images without one).
+    pub fn labels(&self) -> &[Label] {
         &self.labels
     }
 

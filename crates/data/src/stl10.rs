@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use crate::dataset::{check_image_buffer, Dataset, Split, UNLABELED};
+use crate::dataset::{check_image_buffer, Dataset, Label, Split, UNLABELED};
 use crate::transforms::ImageRef;
 use crate::DataError;
 
@@ -24,6 +24,12 @@ pub const STL10_IMAGE_BYTES: usize = 3 * STL10_SIDE * STL10_SIDE;
 pub const STL10_CLASSES: usize = 10;
 /// Number of folds in `fold_indices.txt`.
 pub const STL10_FOLDS: usize = 10;
+/// The directory the official archive unpacks to (torchvision `STL10.base_folder`).
+pub const STL10_DIR: &str = "stl10_binary";
+/// The class names, one per line, in label order.
+pub const STL10_CLASS_NAMES_FILE: &str = "class_names.txt";
+/// Ten lines of zero-based train indices, one line per fold.
+pub const STL10_FOLDS_FILE: &str = "fold_indices.txt";
 
 /// One split of STL10, memory-mapped (the 2.7 GB unlabeled split is never
 /// read into RAM; pages come in as images are read).
@@ -60,21 +66,18 @@ impl Stl10 {
         fold: Option<usize>,
     ) -> Result<Stl10, DataError> {
         let dir = resolve_dir(root.as_ref());
-        let class_names = read_class_names(&dir.join("class_names.txt"))?;
-        let images_path = dir.join(format!("{}_X.bin", split.name()));
+        let class_names = read_class_names(&dir.join(STL10_CLASS_NAMES_FILE))?;
+        let images_path = dir.join(Stl10::images_file(split));
         let images = map_images(&images_path)?;
         let count = images.len() / STL10_IMAGE_BYTES;
-        let labels = match split {
-            Split::Unlabeled => None,
-            Split::Train | Split::Test => {
-                let path = dir.join(format!("{}_y.bin", split.name()));
-                Some(read_labels(&path, &images_path, count)?)
-            }
+        let labels = match Stl10::labels_file(split) {
+            None => None,
+            Some(file) => Some(read_labels(&dir.join(file), &images_path, count)?),
         };
         let subset = match (fold, split) {
             (None, _) => None,
             (Some(fold), Split::Train) => {
-                Some(read_fold(&dir.join("fold_indices.txt"), fold, count)?)
+                Some(read_fold(&dir.join(STL10_FOLDS_FILE), fold, count)?)
             }
             (Some(fold), other) => {
                 return Err(DataError::FoldNotTrain {
@@ -91,6 +94,28 @@ impl Stl10 {
             subset,
             class_names,
         })
+    }
+
+    /// The images file of `split` inside `stl10_binary/`: `train_X.bin`,
+    /// `test_X.bin` or `unlabeled_X.bin`.
+    pub fn images_file(split: Split) -> String {
+        format!("{}_X.bin", split.name())
+    }
+
+    /// The labels file of `split` (`train_y.bin`, `test_y.bin`); `None` for
+    /// the unlabeled split.
+    pub fn labels_file(split: Split) -> Option<String> {
+        (split != Split::Unlabeled).then(|| format!("{}_y.bin", split.name()))
+    }
+
+    /// The number of images of `split` in the official distribution (5 000,
+    /// 8 000, 100 000). Files with other counts open too (tests use tiny ones).
+    pub fn official_len(split: Split) -> usize {
+        match split {
+            Split::Train => 5_000,
+            Split::Test => 8_000,
+            Split::Unlabeled => 100_000,
+        }
     }
 
     /// The `stl10_binary/` directory in use.
@@ -124,10 +149,10 @@ impl Dataset for Stl10 {
         &self.class_names
     }
 
-    fn label(&self, index: usize) -> usize {
+    fn label(&self, index: usize) -> Label {
         let at = self.file_index(index);
         match &self.labels {
-            Some(labels) => usize::from(labels[at]),
+            Some(labels) => Label::from(labels[at]),
             None => UNLABELED,
         }
     }
@@ -185,7 +210,7 @@ fn transpose_to_hwc(src: &[u8], out: &mut [u8]) {
 }
 
 fn resolve_dir(root: &Path) -> PathBuf {
-    let nested = root.join("stl10_binary");
+    let nested = root.join(STL10_DIR);
     if nested.is_dir() {
         nested
     } else {

@@ -6,8 +6,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::stl10::STL10_IMAGE_BYTES;
-use crate::Split;
+use crate::stl10::{Stl10, STL10_CLASS_NAMES_FILE, STL10_DIR, STL10_FOLDS_FILE, STL10_IMAGE_BYTES};
+use crate::{Label, Split};
 
 /// The STL10 class names, in `class_names.txt` order.
 pub const STL10_CLASS_NAMES: [&str; 10] = [
@@ -16,12 +16,14 @@ pub const STL10_CLASS_NAMES: [&str; 10] = [
 
 /// The 0-based class [`write_stl10`] gives image `image` of `split`
 /// (`None` for unlabeled).
-pub fn stl10_class(split: Split, image: usize) -> Option<usize> {
-    match split {
-        Split::Train => Some(image % 10),
-        Split::Test => Some((image * 3 + 1) % 10),
-        Split::Unlabeled => None,
-    }
+pub fn stl10_class(split: Split, image: usize) -> Option<Label> {
+    let class = match split {
+        Split::Train => image % 10,
+        Split::Test => (image * 3 + 1) % 10,
+        Split::Unlabeled => return None,
+    };
+    // Below 10: the conversion cannot fail.
+    Label::try_from(class).ok()
 }
 
 /// Byte `offset` (within the image, in the file's column-major layout) of
@@ -35,7 +37,7 @@ pub fn stl10_byte(split: Split, image: usize, offset: usize) -> u8 {
         Split::Unlabeled => 202,
     };
     let base = (offset * 7 + (offset / 96) * 3 + image * 41 + offset * offset / 97 + salt) % 56;
-    let class = stl10_class(split, image).unwrap_or(0);
+    let class = stl10_class(split, image).unwrap_or(0) as usize;
     (base + 20 * class) as u8
 }
 
@@ -50,7 +52,7 @@ pub fn write_stl10(
     test: usize,
     unlabeled: usize,
 ) -> io::Result<PathBuf> {
-    let dir = root.join("stl10_binary");
+    let dir = root.join(STL10_DIR);
     std::fs::create_dir_all(&dir)?;
     for (split, count) in [
         (Split::Train, train),
@@ -63,16 +65,16 @@ pub fn write_stl10(
         let images: Vec<u8> = (0..count)
             .flat_map(|n| (0..STL10_IMAGE_BYTES).map(move |k| stl10_byte(split, n, k)))
             .collect();
-        std::fs::write(dir.join(format!("{split}_X.bin")), images)?;
-        if let Some(labels) = (0..count)
-            .map(|n| stl10_class(split, n).map(|c| c as u8 + 1))
-            .collect::<Option<Vec<u8>>>()
-        {
-            std::fs::write(dir.join(format!("{split}_y.bin")), labels)?;
+        std::fs::write(dir.join(Stl10::images_file(split)), images)?;
+        if let Some(file) = Stl10::labels_file(split) {
+            let labels: Vec<u8> = (0..count)
+                .map(|n| stl10_class(split, n).map_or(0, |c| c as u8 + 1))
+                .collect();
+            std::fs::write(dir.join(file), labels)?;
         }
     }
     std::fs::write(
-        dir.join("class_names.txt"),
+        dir.join(STL10_CLASS_NAMES_FILE),
         STL10_CLASS_NAMES.join("\n") + "\n",
     )?;
     let per_fold = (train / 10).max(1);
@@ -84,7 +86,7 @@ pub fn write_stl10(
                 .join(" ")
         })
         .collect();
-    std::fs::write(dir.join("fold_indices.txt"), folds.join("\n") + "\n")?;
+    std::fs::write(dir.join(STL10_FOLDS_FILE), folds.join("\n") + "\n")?;
     Ok(dir)
 }
 

@@ -83,7 +83,7 @@ fn each_index_once_per_epoch_with_its_label_and_a_new_order_each_epoch() {
     assert_eq!(sorted, (0..13).collect::<Vec<_>>());
     for (_, labels, indices) in &e0 {
         for (l, &i) in labels.iter().zip(indices) {
-            assert_eq!(*l as usize, ds.label(i));
+            assert_eq!(*l, ds.label(i));
         }
     }
     let order1: Vec<usize> = collect(&loader, 1)
@@ -172,7 +172,7 @@ impl Dataset for Faulty {
     fn class_names(&self) -> &[String] {
         self.inner.class_names()
     }
-    fn label(&self, index: usize) -> usize {
+    fn label(&self, index: usize) -> finetune_data::Label {
         self.inner.label(index)
     }
     fn image_dims(&self) -> (usize, usize) {

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use finetune_data::{DataError, Dataset, LoaderConfig, Pipeline, PrefetchLoader};
+use finetune_data::{DataError, Dataset, Label, LoaderConfig, Pipeline, PrefetchLoader};
 use finetune_model::{Vgg, VggConfig, VggVariant};
 use finetune_train::{
     fit, restore, resume_point, FitConfig, FitData, FreezePolicy, LrSchedule, OptimizerConfig,
@@ -22,7 +22,7 @@ const FIXTURE: &str = concat!(
 /// The fixture's images as a data set.
 struct Memory {
     images: Vec<u8>,
-    labels: Vec<usize>,
+    labels: Vec<Label>,
     names: Vec<String>,
 }
 
@@ -33,7 +33,7 @@ impl Dataset for Memory {
     fn class_names(&self) -> &[String] {
         &self.names
     }
-    fn label(&self, index: usize) -> usize {
+    fn label(&self, index: usize) -> Label {
         self.labels[index]
     }
     fn image_dims(&self) -> (usize, usize) {
@@ -62,7 +62,7 @@ fn fixture() -> Fixture {
         .to_vec1::<i64>()
         .unwrap()
         .into_iter()
-        .map(|l| l as usize)
+        .map(|l| l as Label)
         .collect();
     let names = (0..10).map(|c| format!("class{c}")).collect();
     Fixture {

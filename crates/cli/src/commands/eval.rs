@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use finetune_cli::setup::{open_split, select_device, DataOptions, RunArgs};
-use finetune_data::{LoaderConfig, PrefetchLoader, Split};
+use finetune_data::{Label, LoaderConfig, PrefetchLoader, Split};
 use finetune_train::{evaluate_with, ConfusionMatrix, Metrics};
 
 use super::{load_model, ModelFlags};
@@ -126,7 +126,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     );
     if let Some(path) = &args.predictions {
         rows.sort_by_key(|(index, _)| *index);
-        let labels: Vec<usize> = rows.iter().map(|(i, _)| dataset.label(*i)).collect();
+        let labels: Vec<Label> = rows.iter().map(|(i, _)| dataset.label(*i)).collect();
         let csv = predictions_csv(&rows, &labels, &class_names);
         finetune_train::checkpoint::write_file_atomic(path, csv.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -221,7 +221,7 @@ fn confusion_table(matrix: &ConfusionMatrix, class_names: &[String]) -> String {
 }
 
 /// `index,label,predicted,<class names...>` then one row per image.
-fn predictions_csv(rows: &[(usize, Vec<f32>)], labels: &[usize], class_names: &[String]) -> String {
+fn predictions_csv(rows: &[(usize, Vec<f32>)], labels: &[Label], class_names: &[String]) -> String {
     let mut out = String::from("index,label,predicted");
     for name in class_names {
         out.push(',');

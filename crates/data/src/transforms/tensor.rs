@@ -2,7 +2,7 @@
 //! `ToTensor` and `Normalize` in one pass from u8 pixels to f32.
 
 use super::geometry::View;
-use super::{ImageRef, RgbImage};
+use super::{ImageRef, RgbImage, IMAGENET_MEAN, IMAGENET_STD, STL10_MEAN, STL10_STD};
 use crate::DataError;
 
 /// HWC u8 -> CHW f32 divided by 255 (torchvision `transforms.ToTensor`:
@@ -31,6 +31,34 @@ pub struct Normalize {
 }
 
 impl Normalize {
+    /// STL10's statistics, the recipe's ([`STL10_MEAN`], [`STL10_STD`]).
+    pub fn stl10() -> Normalize {
+        Normalize {
+            mean: STL10_MEAN,
+            std: STL10_STD,
+        }
+    }
+
+    /// ImageNet's statistics, those torchvision's pretrained weights expect
+    /// ([`IMAGENET_MEAN`], [`IMAGENET_STD`]).
+    pub fn imagenet() -> Normalize {
+        Normalize {
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+
+    /// `"stl10"` or `"imagenet"` when these are one of the named statistics.
+    pub fn name(&self) -> Option<&'static str> {
+        if *self == Normalize::stl10() {
+            Some("stl10")
+        } else if *self == Normalize::imagenet() {
+            Some("imagenet")
+        } else {
+            None
+        }
+    }
+
     /// Normalises `chw` (3 equal planes) in place.
     pub fn apply(&self, chw: &mut [f32]) -> Result<(), DataError> {
         if chw.len() % 3 != 0 {

@@ -1,0 +1,103 @@
+//! The two image types the transforms work on: an owned HWC image and a
+//! borrowed view in any layout.
+
+use crate::DataError;
+
+/// An owned HWC u8 RGB image, row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// `height * width * 3` bytes, R G B per pixel.
+    pub data: Vec<u8>,
+}
+
+impl RgbImage {
+    /// (height, width).
+    pub fn dims(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+}
+
+/// A borrowed u8 RGB image in any layout: byte (row y, column x, channel c)
+/// is `data[y * row_stride + x * col_stride + c * channel_stride]`. Lets the
+/// pipeline read STL10's column-major planes straight from the memory map.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageRef<'a> {
+    /// The bytes.
+    pub data: &'a [u8],
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Bytes between vertically adjacent pixels.
+    pub row_stride: usize,
+    /// Bytes between horizontally adjacent pixels.
+    pub col_stride: usize,
+    /// Bytes between the channels of one pixel.
+    pub channel_stride: usize,
+}
+
+impl<'a> ImageRef<'a> {
+    /// A row-major HWC image (`data.len()` must be `3 * h * w`).
+    pub fn hwc(data: &'a [u8], dims: (usize, usize)) -> ImageRef<'a> {
+        ImageRef {
+            data,
+            height: dims.0,
+            width: dims.1,
+            row_stride: 3 * dims.1,
+            col_stride: 3,
+            channel_stride: 1,
+        }
+    }
+
+    /// (height, width).
+    pub fn dims(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+
+    pub(super) fn is_hwc(&self) -> bool {
+        self.col_stride == 3 && self.channel_stride == 1 && self.row_stride == 3 * self.width
+    }
+
+    /// Checks every addressed byte lies inside `data`.
+    pub(super) fn check(&self) -> Result<(), DataError> {
+        let last = if self.height == 0 || self.width == 0 {
+            0
+        } else {
+            (self.height - 1) * self.row_stride
+                + (self.width - 1) * self.col_stride
+                + 2 * self.channel_stride
+                + 1
+        };
+        if self.data.len() < last {
+            return Err(DataError::BufferSize {
+                what: format!("input image of {}x{}", self.height, self.width),
+                expected: last,
+                found: self.data.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The image as an owned HWC copy.
+    pub fn to_hwc(&self) -> RgbImage {
+        let mut data = vec![0u8; 3 * self.height * self.width];
+        let (rs, cs, chs) = (self.row_stride, self.col_stride, self.channel_stride);
+        for (y, row) in data.chunks_exact_mut(3 * self.width.max(1)).enumerate() {
+            for (x, px) in row.chunks_exact_mut(3).enumerate() {
+                let at = y * rs + x * cs;
+                px[0] = self.data[at];
+                px[1] = self.data[at + chs];
+                px[2] = self.data[at + 2 * chs];
+            }
+        }
+        RgbImage {
+            height: self.height,
+            width: self.width,
+            data,
+        }
+    }
+}
