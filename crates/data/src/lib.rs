@@ -33,6 +33,8 @@
 #![warn(missing_docs)]
 
 mod dataset;
+#[cfg(feature = "download")]
+pub mod download;
 mod error;
 mod folder;
 mod layout;

@@ -45,6 +45,8 @@ mod blas;
 mod checkpoint;
 mod config;
 mod conv;
+#[cfg(feature = "download")]
+pub mod download;
 mod dropout;
 mod error;
 mod linear;

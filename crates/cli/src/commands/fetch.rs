@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use finetune_cli::fetch::{self, Stl10Fetch, WeightsFetch};
+use finetune_data::download::Stl10Download;
+use finetune_model::download::Vgg16Download;
 
 pub const ABOUT: &str = "\
 Download STL10 or the pretrained VGG16 weights into the cache.
@@ -111,7 +112,7 @@ pub fn run(FetchArgs { what }: FetchArgs) -> Result<()> {
             unlabeled,
             quiet,
         } => {
-            let mut request = Stl10Fetch::from_env(dir, env)?;
+            let mut request = Stl10Download::from_env(dir, env)?;
             if let Some(url) = url {
                 request.url = url;
             }
@@ -120,7 +121,7 @@ pub fn run(FetchArgs { what }: FetchArgs) -> Result<()> {
             }
             request.unlabeled = unlabeled;
             request.quiet = quiet;
-            let data = fetch::stl10(&request)?;
+            let data = request.fetch()?;
             println!("{}", data.display());
         }
         FetchWhat::Vgg16 {
@@ -129,7 +130,7 @@ pub fn run(FetchArgs { what }: FetchArgs) -> Result<()> {
             sha256,
             quiet,
         } => {
-            let mut request = WeightsFetch::from_env(dir, env)?;
+            let mut request = Vgg16Download::from_env(dir, env)?;
             if let Some(url) = url {
                 request.url = url;
                 // The user asked for that URL's file, not whatever the HF cache holds.
@@ -137,7 +138,7 @@ pub fn run(FetchArgs { what }: FetchArgs) -> Result<()> {
             }
             request.sha256 = sha256;
             request.quiet = quiet;
-            let weights = fetch::vgg16(&request)?;
+            let weights = request.fetch()?;
             println!("{}", weights.display());
         }
     }

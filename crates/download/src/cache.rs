@@ -1,20 +1,22 @@
-//! Where downloads go by default, and where Hugging Face keeps its cache.
+//! Where downloads go by default, and where Hugging Face keeps its cache
+//! and its files.
 //!
 //! Both are derived from environment variables read through a lookup closure,
 //! so tests can pass their own environment instead of mutating the process's.
 
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
 
-use super::FetchError;
+use crate::DownloadError;
 
 /// Reads a variable through `env`, treating an empty value as unset.
-pub(crate) fn var(env: &impl Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+pub fn env_var(env: &impl Fn(&str) -> Option<String>, key: &str) -> Option<String> {
     env(key).filter(|value| !value.is_empty())
 }
 
 fn home(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    var(env, "HOME")
-        .or_else(|| var(env, "USERPROFILE"))
+    env_var(env, "HOME")
+        .or_else(|| env_var(env, "USERPROFILE"))
         .map(PathBuf::from)
 }
 
@@ -24,27 +26,27 @@ fn home(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
 /// `$XDG_CACHE_HOME/finetune` or `~/.cache/finetune` on Linux and other
 /// Unixes, `~/Library/Caches/finetune` on macOS, `%LOCALAPPDATA%\finetune` on
 /// Windows.
-pub fn cache_dir_from(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf, FetchError> {
-    if let Some(dir) = var(&env, "FINETUNE_CACHE") {
+pub fn cache_dir_from(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf, DownloadError> {
+    if let Some(dir) = env_var(&env, "FINETUNE_CACHE") {
         return Ok(PathBuf::from(dir));
     }
     let base = if cfg!(target_os = "macos") {
         home(&env).map(|home| home.join("Library").join("Caches"))
     } else if cfg!(windows) {
-        var(&env, "LOCALAPPDATA").map(PathBuf::from)
+        env_var(&env, "LOCALAPPDATA").map(PathBuf::from)
     } else {
         // The XDG spec says relative values are invalid and must be ignored.
-        var(&env, "XDG_CACHE_HOME")
+        env_var(&env, "XDG_CACHE_HOME")
             .map(PathBuf::from)
             .filter(|dir| dir.is_absolute())
             .or_else(|| home(&env).map(|home| home.join(".cache")))
     };
     base.map(|base| base.join("finetune"))
-        .ok_or(FetchError::NoCacheDir)
+        .ok_or(DownloadError::NoCacheDir)
 }
 
 /// The finetune cache directory of this process's environment (see [`cache_dir_from`]).
-pub fn default_cache_dir() -> Result<PathBuf, FetchError> {
+pub fn default_cache_dir() -> Result<PathBuf, DownloadError> {
     cache_dir_from(|key| std::env::var(key).ok())
 }
 
@@ -52,22 +54,54 @@ pub fn default_cache_dir() -> Result<PathBuf, FetchError> {
 /// resolves it (`constants.py`): `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
 /// `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub`.
 pub fn hf_hub_cache_from(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    if let Some(dir) = var(&env, "HF_HUB_CACHE") {
+    if let Some(dir) = env_var(&env, "HF_HUB_CACHE") {
         return Some(PathBuf::from(dir));
     }
-    if let Some(dir) = var(&env, "HF_HOME") {
+    if let Some(dir) = env_var(&env, "HF_HOME") {
         return Some(PathBuf::from(dir).join("hub"));
     }
-    let cache = var(&env, "XDG_CACHE_HOME")
+    let cache = env_var(&env, "XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| home(&env).map(|home| home.join(".cache")))?;
     Some(cache.join("huggingface").join("hub"))
 }
 
+/// The `resolve` URL of `file` in the Hugging Face model repository `repo`
+/// (`owner/name`) on `endpoint` (e.g. `https://huggingface.co`), main branch.
+pub fn hf_url(endpoint: &str, repo: &str, file: &str) -> String {
+    format!(
+        "{}/{repo}/resolve/main/{file}",
+        endpoint.trim_end_matches('/')
+    )
+}
+
+/// A file of a Hugging Face model repository in a hub cache, laid out as
+/// `huggingface_hub` does: `models--OWNER--NAME/snapshots/REVISION/FILE`,
+/// preferring the revision `refs/main` names.
+pub fn find_in_hf_cache(hub_cache: &Path, repo: &str, file: &str) -> Option<PathBuf> {
+    let repo_dir = hub_cache.join(format!("models--{}", repo.replace('/', "--")));
+    let snapshots = repo_dir.join("snapshots");
+    if let Ok(revision) = fs::read_to_string(repo_dir.join("refs").join("main")) {
+        let candidate = snapshots.join(revision.trim()).join(file);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    let mut candidates: Vec<PathBuf> = fs::read_dir(&snapshots)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path().join(file))
+        // is_file follows the snapshot's symlink into blobs/, so a dangling link does not count.
+        .filter(|path| path.is_file())
+        .collect();
+    candidates.sort();
+    candidates.into_iter().next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::tests::env_of;
+    use crate::testing::env_of;
 
     #[test]
     fn finetune_cache_wins_over_everything() {

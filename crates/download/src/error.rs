@@ -1,14 +1,14 @@
-//! The one error type of the fetch module.
+//! The crate's error type.
 
 use std::io;
 use std::path::PathBuf;
 
-/// Everything that can go wrong while fetching STL10 or the VGG16 weights.
+/// Everything that can go wrong while downloading a file or an archive.
 ///
 /// Each message names the URL or file concerned and, where the user can act,
 /// says what to do.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub enum DownloadError {
     /// The server could not be reached at all (offline, DNS, refused, timeout).
     #[error("could not reach {url}: {source}\n{hint}")]
     Unreachable {
@@ -17,7 +17,7 @@ pub enum FetchError {
         /// What the HTTP client reported.
         #[source]
         source: Box<ureq::Error>,
-        /// How to point finetune at a mirror or at local files.
+        /// How to use a mirror or local files instead (the caller's words).
         hint: &'static str,
     },
 
@@ -28,7 +28,7 @@ pub enum FetchError {
         url: String,
         /// The HTTP status code.
         status: u16,
-        /// How to point finetune at a mirror or at local files.
+        /// How to use a mirror or local files instead (the caller's words).
         hint: &'static str,
     },
 
@@ -139,14 +139,11 @@ pub enum FetchError {
     NoCacheDir,
 }
 
-impl FetchError {
+impl DownloadError {
     /// Wraps an I/O error with the action and the path it concerned.
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(io::Error) -> Self {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
-        move |source| FetchError::Io {
+        move |source| DownloadError::Io {
             action,
             path,
             source,

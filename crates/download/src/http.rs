@@ -1,4 +1,5 @@
-//! One HTTP download into a `.part` file that survives interruptions.
+//! One HTTP download into a `.part` file that survives interruptions, and
+//! the checksums that verify it.
 //!
 //! [`Download`] is a reader over the whole file: first the bytes already in
 //! the `.part` file (so they are hashed, and for STL10 extracted, again), then
@@ -16,7 +17,7 @@ use md5::Digest;
 use ureq::http::{header, Response};
 use ureq::{Agent, Body, BodyReader};
 
-use super::{say, FetchError};
+use crate::{say, DownloadError};
 
 /// Redirects followed before giving up (Hugging Face uses one or two).
 const MAX_REDIRECTS: usize = 10;
@@ -27,7 +28,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The checksum computed over the downloaded bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Algorithm {
+pub enum Algorithm {
     /// MD5, as torchvision checks the STL10 archive.
     Md5,
     /// SHA-256, as Hugging Face states for LFS files.
@@ -36,7 +37,7 @@ pub(crate) enum Algorithm {
 
 impl Algorithm {
     /// The name used in messages and flags.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "md5",
             Algorithm::Sha256 => "sha256",
@@ -44,7 +45,7 @@ impl Algorithm {
     }
 
     /// Digits in the lower-case hex form of this checksum.
-    pub(crate) fn hex_len(self) -> usize {
+    pub fn hex_len(self) -> usize {
         match self {
             Algorithm::Md5 => 32,
             Algorithm::Sha256 => 64,
@@ -82,16 +83,16 @@ impl Hasher {
 }
 
 /// Checks that `value` is a hex checksum of `algorithm` and lower-cases it.
-pub(crate) fn parse_checksum(
+pub fn parse_checksum(
     algorithm: Algorithm,
     what: &str,
     value: &str,
-) -> Result<String, FetchError> {
+) -> Result<String, DownloadError> {
     let trimmed = value.trim();
     if trimmed.len() == algorithm.hex_len() && trimmed.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(trimmed.to_ascii_lowercase())
     } else {
-        Err(FetchError::BadChecksum {
+        Err(DownloadError::BadChecksum {
             what: what.to_string(),
             len: algorithm.hex_len(),
             value: value.to_string(),
@@ -100,15 +101,15 @@ pub(crate) fn parse_checksum(
 }
 
 /// Where the download stands when its stream ends.
-pub(crate) struct Finished {
+pub struct Finished {
     /// Lower-case hex checksum of all the file's bytes.
-    pub(crate) digest: String,
+    pub digest: String,
     /// The SHA-256 the server stated for the file, if it did.
-    pub(crate) server_sha256: Option<String>,
+    pub server_sha256: Option<String>,
 }
 
 /// A reader over the whole file being downloaded (see the module doc).
-pub(crate) struct Download {
+pub struct Download {
     url: String,
     part: PathBuf,
     existing: Option<io::Take<File>>,
@@ -118,7 +119,7 @@ pub(crate) struct Download {
     hasher: Hasher,
     progress: ProgressBar,
     server_sha256: Option<String>,
-    failure: Option<FetchError>,
+    failure: Option<DownloadError>,
 }
 
 /// What the server's answer means for the `.part` file.
@@ -136,13 +137,13 @@ impl Download {
     ///
     /// `hint` is appended to connection and HTTP errors to say how to use a
     /// mirror or local files instead.
-    pub(crate) fn start(
+    pub fn start(
         url: &str,
         part: &Path,
         algorithm: Algorithm,
         hint: &'static str,
         quiet: bool,
-    ) -> Result<Self, FetchError> {
+    ) -> Result<Self, DownloadError> {
         let agent = agent();
         let mut offset = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         let mut server_sha256;
@@ -184,11 +185,11 @@ impl Download {
                             part.display()
                         ),
                     );
-                    fs::remove_file(part).map_err(FetchError::io("remove", part))?;
+                    fs::remove_file(part).map_err(DownloadError::io("remove", part))?;
                     offset = 0;
                 }
                 status => {
-                    return Err(FetchError::HttpStatus {
+                    return Err(DownloadError::HttpStatus {
                         url: url.to_string(),
                         status,
                         hint,
@@ -200,7 +201,7 @@ impl Download {
         let (total, body, writer) = match plan {
             Plan::Fresh(response) => {
                 let total = content_length(&response);
-                let writer = File::create(part).map_err(FetchError::io("create", part))?;
+                let writer = File::create(part).map_err(DownloadError::io("create", part))?;
                 (
                     total,
                     Some(response.into_body().into_reader()),
@@ -211,7 +212,7 @@ impl Download {
                 let writer = OpenOptions::new()
                     .append(true)
                     .open(part)
-                    .map_err(FetchError::io("open", part))?;
+                    .map_err(DownloadError::io("open", part))?;
                 (
                     total,
                     Some(response.into_body().into_reader()),
@@ -221,7 +222,7 @@ impl Download {
             Plan::Complete => (Some(offset), None, None),
         };
         let existing = if offset > 0 {
-            let file = File::open(part).map_err(FetchError::io("open", part))?;
+            let file = File::open(part).map_err(DownloadError::io("open", part))?;
             Some(file.take(offset))
         } else {
             None
@@ -242,12 +243,12 @@ impl Download {
 
     /// The error that made a read fail, when it came from the network or the
     /// `.part` file rather than from whoever consumes the bytes.
-    pub(crate) fn take_failure(&mut self) -> Option<FetchError> {
+    pub fn take_failure(&mut self) -> Option<DownloadError> {
         self.failure.take()
     }
 
     /// Reads the rest of the file (checksumming it) and returns the checksums.
-    pub(crate) fn finish(mut self) -> Result<Finished, FetchError> {
+    pub fn finish(mut self) -> Result<Finished, DownloadError> {
         let mut buf = vec![0u8; 1 << 16];
         loop {
             match self.read(&mut buf) {
@@ -255,22 +256,21 @@ impl Download {
                 Ok(_) => {}
                 Err(error) => {
                     self.progress.abandon();
-                    return Err(self
-                        .failure
-                        .take()
-                        .unwrap_or_else(|| FetchError::Interrupted {
+                    return Err(self.failure.take().unwrap_or_else(|| {
+                        DownloadError::Interrupted {
                             url: self.url.clone(),
                             part: self.part.clone(),
                             received: self.received,
                             source: error,
-                        }));
+                        }
+                    }));
                 }
             }
         }
         if let Some(writer) = self.writer.take() {
             writer
                 .sync_all()
-                .map_err(FetchError::io("flush", &self.part))?;
+                .map_err(DownloadError::io("flush", &self.part))?;
         }
         self.progress.finish_and_clear();
         Ok(Finished {
@@ -281,7 +281,7 @@ impl Download {
 
     /// Records `error` as the cause of the failed read and returns a stand-in
     /// for the readers wrapped around this one.
-    fn fail(&mut self, error: FetchError) -> io::Error {
+    fn fail(&mut self, error: DownloadError) -> io::Error {
         let stand_in = io::Error::other(error.to_string());
         self.failure = Some(error);
         stand_in
@@ -295,7 +295,7 @@ impl Read for Download {
                 Ok(n) => n,
                 Err(source) => {
                     let part = self.part.clone();
-                    return Err(self.fail(FetchError::Io {
+                    return Err(self.fail(DownloadError::Io {
                         action: "read",
                         path: part,
                         source,
@@ -315,7 +315,7 @@ impl Read for Download {
         let n = match body.read(buf) {
             Ok(n) => n,
             Err(source) => {
-                let error = FetchError::Interrupted {
+                let error = DownloadError::Interrupted {
                     url: self.url.clone(),
                     part: self.part.clone(),
                     received: self.received,
@@ -331,7 +331,7 @@ impl Read for Download {
         if let Some(writer) = &mut self.writer {
             if let Err(source) = writer.write_all(&buf[..n]) {
                 let part = self.part.clone();
-                return Err(self.fail(FetchError::Io {
+                return Err(self.fail(DownloadError::Io {
                     action: "write",
                     path: part,
                     source,
@@ -368,7 +368,7 @@ fn request(
     url: &str,
     offset: u64,
     hint: &'static str,
-) -> Result<(Response<Body>, Option<String>), FetchError> {
+) -> Result<(Response<Body>, Option<String>), DownloadError> {
     let first_origin = origin(url);
     let mut current = url.to_string();
     let mut sha256 = None;
@@ -378,11 +378,13 @@ fn request(
         if offset > 0 {
             builder = builder.header("Range", format!("bytes={offset}-"));
         }
-        let response = builder.call().map_err(|source| FetchError::Unreachable {
-            url: current.clone(),
-            source: Box::new(source),
-            hint,
-        })?;
+        let response = builder
+            .call()
+            .map_err(|source| DownloadError::Unreachable {
+                url: current.clone(),
+                source: Box::new(source),
+                hint,
+            })?;
         // The CDN that Hugging Face redirects to has ETags of its own (not
         // sha256), so only the hub's own answers count, as in huggingface_hub.
         if sha256.is_none() && origin(&current) == first_origin {
@@ -395,7 +397,7 @@ fn request(
             .headers()
             .get(header::LOCATION)
             .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| FetchError::BadRedirect {
+            .ok_or_else(|| DownloadError::BadRedirect {
                 url: current.clone(),
                 reason: format!(
                     "HTTP {} without a Location header",
@@ -404,7 +406,7 @@ fn request(
             })?;
         current = resolve(&current, location);
     }
-    Err(FetchError::BadRedirect {
+    Err(DownloadError::BadRedirect {
         url: url.to_string(),
         reason: format!("more than {MAX_REDIRECTS} redirects"),
     })
