@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
 
-use crate::vgg::{new_head_vars, tensor_specs, TensorRole, TensorSpec, Vgg};
+use crate::atomic::write_safetensors_atomic;
+use crate::init::new_head_vars;
+use crate::layers::{TensorRole, TensorSpec};
+use crate::vgg::{tensor_specs, Vgg};
 use crate::{Mismatch, ModelError, VggConfig};
 
 /// Which names a checkpoint uses for the classifier.
@@ -259,7 +262,7 @@ fn build(
         )?),
         None => None,
     };
-    let vgg = Vgg::assemble(config, device, |spec| {
+    let vgg = Vgg::assemble(config, device, &mut |spec: &TensorSpec| {
         match (&head, spec.role) {
             (Some((w, _)), TensorRole::HeadWeight) => return Ok(w.clone()),
             (Some((_, b)), TensorRole::HeadBias) => return Ok(b.clone()),
@@ -366,26 +369,10 @@ impl Vgg {
     /// Writes the full state dict with torchvision names (and the current
     /// head's shape) as safetensors, which
     /// `torchvision.models.vgg16(num_classes=n).load_state_dict(safetensors.torch.load_file(path))`
-    /// accepts. Written to a temporary file beside `path`, then renamed, so a
-    /// crash never leaves a half-written checkpoint under `path`.
+    /// accepts. Written atomically ([`crate::atomic`]), so a crash never
+    /// leaves a half-written checkpoint under `path`.
     pub fn save_safetensors(&self, path: &Path) -> Result<(), ModelError> {
-        let tensors: HashMap<String, Tensor> = self.to_named_tensors().into_iter().collect();
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "weights".into());
-        let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| ModelError::Io {
-            path: tmp.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        std::fs::rename(&tmp, path).map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            ModelError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        })
+        write_safetensors_atomic(path, &self.to_named_tensors(), None)
     }
 }
 

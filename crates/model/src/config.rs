@@ -1,5 +1,9 @@
 //! Which VGG to build: torchvision's cfg lists, plus knobs that tests and
-//! fine-tuning need (class count, dropout, narrower widths).
+//! fine-tuning need (class count, dropout, narrower widths), and where each
+//! layer of `features` sits (torchvision's `make_layers`).
+
+use std::fmt;
+use std::str::FromStr;
 
 use crate::ModelError;
 
@@ -18,9 +22,26 @@ pub enum VggVariant {
 
 /// One entry of a cfg list: a 3x3 conv with that many output channels, or a 2x2 max-pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CfgItem {
+enum CfgItem {
     Conv(usize),
     MaxPool,
+}
+
+/// One conv of `features`: the conv at `features.{index}` (its batch norm,
+/// if any, at `index + 1`), followed by a ReLU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvAt {
+    pub(crate) index: usize,
+    pub(crate) in_channels: usize,
+    pub(crate) out_channels: usize,
+}
+
+/// One conv block of `features`: its convs, closed by the max-pool at
+/// `features.{pool}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BlockAt {
+    pub(crate) convs: Vec<ConvAt>,
+    pub(crate) pool: usize,
 }
 
 impl VggVariant {
@@ -42,7 +63,7 @@ impl VggVariant {
         }
     }
 
-    pub(crate) fn cfg(self, width_divisor: usize) -> Vec<CfgItem> {
+    fn cfg(self, width_divisor: usize) -> Vec<CfgItem> {
         self.raw_cfg()
             .iter()
             .map(|&c| {
@@ -94,23 +115,55 @@ impl VggConfig {
         }
     }
 
-    /// Indices in torchvision's `features` Sequential of the five max-pools
-    /// (VGG16: 4 9 16 23 30); conv block `k` ends at the `k`-th. Each conv
-    /// takes two slots (conv, ReLU), three with batch norm.
-    pub fn pool_indices(&self) -> Vec<usize> {
+    /// torchvision's name of this architecture: `vgg16`, `vgg19_bn`, ...
+    /// (what [`VggConfig::from_str`] parses).
+    pub fn name(&self) -> String {
+        let depth = match self.cfg {
+            VggVariant::Vgg11 => 11,
+            VggVariant::Vgg13 => 13,
+            VggVariant::Vgg16 => 16,
+            VggVariant::Vgg19 => 19,
+        };
+        let bn = if self.batch_norm { "_bn" } else { "" };
+        format!("vgg{depth}{bn}")
+    }
+
+    /// The conv blocks of torchvision's `features` Sequential as
+    /// `make_layers` lays them out: each conv takes two slots (conv, ReLU),
+    /// three with batch norm (conv, BatchNorm2d, ReLU); each block ends with
+    /// a max-pool. Channels are divided by `width_divisor`.
+    pub(crate) fn blocks(&self) -> Vec<BlockAt> {
         let per_conv = if self.batch_norm { 3 } else { 2 };
-        let mut index = 0;
-        let mut pools = Vec::new();
-        for item in self.cfg.cfg(1) {
+        let (mut index, mut in_channels) = (0, 3);
+        let mut blocks = Vec::new();
+        let mut convs = Vec::new();
+        for item in self.cfg.cfg(self.width_divisor.max(1)) {
             match item {
-                CfgItem::Conv(_) => index += per_conv,
+                CfgItem::Conv(out_channels) => {
+                    convs.push(ConvAt {
+                        index,
+                        in_channels,
+                        out_channels,
+                    });
+                    in_channels = out_channels;
+                    index += per_conv;
+                }
                 CfgItem::MaxPool => {
-                    pools.push(index);
+                    blocks.push(BlockAt {
+                        convs: std::mem::take(&mut convs),
+                        pool: index,
+                    });
                     index += 1;
                 }
             }
         }
-        pools
+        blocks
+    }
+
+    /// Indices in torchvision's `features` Sequential of the max-pools
+    /// (VGG16: 4 9 16 23 30); conv block `k` ends at the `k`-th.
+    pub fn pool_indices(&self) -> Vec<usize> {
+        self.blocks().iter().map(|block| block.pool).collect()
     }
 
     /// Channels leaving `features` (512 at full width).
@@ -148,9 +201,79 @@ impl VggConfig {
     }
 }
 
+/// Parses torchvision's architecture names (`vgg11`, `vgg13`, `vgg16`,
+/// `vgg19`, each optionally with `_bn`) into that model's default
+/// configuration, as `torchvision.models.get_model(name)` builds it: 1000
+/// classes, dropout 0.5, full widths. Set `num_classes` for a new head.
+impl FromStr for VggConfig {
+    type Err = ModelError;
+
+    fn from_str(name: &str) -> Result<Self, ModelError> {
+        let (base, batch_norm) = match name.strip_suffix("_bn") {
+            Some(base) => (base, true),
+            None => (name, false),
+        };
+        let variant = match base {
+            "vgg11" => VggVariant::Vgg11,
+            "vgg13" => VggVariant::Vgg13,
+            "vgg16" => VggVariant::Vgg16,
+            "vgg19" => VggVariant::Vgg19,
+            _ => {
+                return Err(ModelError::InvalidConfig(format!(
+                    "unknown architecture `{name}`: expected vgg11, vgg13, vgg16 or vgg19, optionally with _bn"
+                )))
+            }
+        };
+        Ok(VggConfig::new(variant, batch_norm, 1000))
+    }
+}
+
+/// The architecture's name, as [`VggConfig::name`] (the other fields are not shown).
+impl fmt::Display for VggConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_parse_and_print_back() {
+        for name in ["vgg11", "vgg13_bn", "vgg16", "vgg19_bn"] {
+            let config: VggConfig = name.parse().unwrap();
+            assert_eq!(config.to_string(), name);
+            assert_eq!(config.num_classes, 1000);
+        }
+        assert!("vgg19_bn".parse::<VggConfig>().unwrap().batch_norm);
+        let err = "resnet50".parse::<VggConfig>().unwrap_err().to_string();
+        assert!(err.contains("resnet50") && err.contains("vgg16"), "{err}");
+    }
+
+    #[test]
+    fn blocks_follow_make_layers() {
+        let mut config = VggConfig::vgg16(10);
+        config.width_divisor = 16;
+        let blocks = config.blocks();
+        assert_eq!(blocks.len(), 5);
+        assert_eq!(
+            blocks[1].convs,
+            [
+                ConvAt {
+                    index: 5,
+                    in_channels: 4,
+                    out_channels: 8
+                },
+                ConvAt {
+                    index: 7,
+                    in_channels: 8,
+                    out_channels: 8
+                }
+            ]
+        );
+        assert_eq!(blocks[4].pool, 30);
+    }
 
     #[test]
     fn pool_indices_match_torchvision_features() {

@@ -16,6 +16,15 @@
 //!   over large GEMMs (with their backward passes) on f32 CPU tensors,
 //!   candle's own ops elsewhere; training binaries should call
 //!   [`retain_freed_memory`] once (see `README.md` for figures).
+//! - Weights on disk: [`atomic`] writes every file so that a crash leaves the
+//!   old one or the new one; [`relative_diff`] compares tensors as the golden
+//!   tests do; with the `download` feature, [`download`] fetches torchvision's
+//!   ImageNet VGG16.
+//!
+//! The code follows torchvision's `VGG`: `features.rs` (conv blocks) and
+//! `classifier.rs` are built from the layer modules in `layers/`, each
+//! created from its state-dict path (`features.0`, `classifier.6`); the
+//! kernels they run are in `ops/`.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -40,25 +49,25 @@
 //! # }
 //! ```
 
-mod adaptive_pool;
-mod blas;
+pub mod atomic;
 mod checkpoint;
+mod classifier;
+mod compare;
 mod config;
-mod conv;
 #[cfg(feature = "download")]
 pub mod download;
-mod dropout;
 mod error;
-mod linear;
-mod max_pool;
-mod memory;
+mod features;
+mod init;
+mod layers;
+mod ops;
 mod vgg;
-mod winograd;
 
-pub use adaptive_pool::{adaptive_avg_pool2d, adaptive_bin};
 pub use checkpoint::{stored_num_classes, CheckpointFormat, LoadReport, NamingScheme};
+pub use compare::{max_abs_diff, relative_diff};
 pub use config::{VggConfig, VggVariant};
-pub use conv::set_winograd;
 pub use error::{Mismatch, ModelError};
-pub use memory::retain_freed_memory;
+pub use ops::adaptive_pool::{adaptive_avg_pool2d, adaptive_bin};
+pub use ops::conv::set_winograd;
+pub use ops::memory::retain_freed_memory;
 pub use vgg::{Cut, Mode, Vgg, MIN_INPUT_SIDE};

@@ -1,25 +1,20 @@
-//! The VGG network itself: layers laid out with torchvision's indices, a
-//! forward pass that can start and stop at block boundaries, and per-parameter
-//! trainability.
+//! The VGG network, as torchvision's `VGG` composes it: `features` (conv
+//! blocks), `avgpool`, `classifier`. A forward pass can start and stop at
+//! any block boundary ([`Cut`]), and each parameter can be frozen.
 
 use candle_core::{DType, Device, Tensor, Var};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::adaptive_pool::adaptive_avg_pool2d;
-use crate::config::{CfgItem, VggConfig};
-use crate::conv::conv3x3;
-use crate::dropout::dropout;
-use crate::linear::linear;
-use crate::max_pool::max_pool2x2;
+use crate::classifier::{Classifier, Dropouts, HEAD};
+use crate::config::VggConfig;
+use crate::features::ConvBlock;
+use crate::init::{initial_value, new_head_vars};
+use crate::layers::{AdaptiveAvgPool2d, Linear, Module, Source, TensorSpec};
 use crate::ModelError;
 
 /// Smallest input side VGG accepts: five 2x2 max-pools must leave at least one cell.
 pub const MIN_INPUT_SIDE: usize = 32;
-
-/// `BatchNorm2d` defaults in torchvision's VGG (`nn.BatchNorm2d(v)`): eps and momentum.
-const BN_EPS: f64 = 1e-5;
-const BN_MOMENTUM: f64 = 0.1;
 
 /// Whether the network runs as in `model.train()` or `model.eval()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,18 +29,17 @@ pub enum Mode {
     },
 }
 
-/// A boundary in the network where a forward pass can start or stop.
-///
-/// In network order: `Input`, `Block(1)` .. `Block(5)` (== `Features`),
+/// A boundary in the network where a forward pass can start or stop, in
+/// network order: `Input`, `Block(1)` .. `Block(n)` (after each conv block's
+/// max-pool; `n` is 5 for every torchvision VGG, see [`Vgg::cuts`]),
 /// `Pooled`, `Hidden`, `Logits`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cut {
     /// The image batch, `[N, 3, H, W]`.
     Input,
-    /// After conv block `k` in `1..=5`, i.e. after its max-pool.
+    /// After conv block `k` (1-based), i.e. after its max-pool; the last
+    /// block ends `features`: `[N, 512, H/32, W/32]`.
     Block(usize),
-    /// After `features` (same as `Block(5)`): `[N, 512, H/32, W/32]`.
-    Features,
     /// After `avgpool` and `flatten(1)`: `[N, 25088]`.
     Pooled,
     /// After `classifier.4` (ReLU of the second hidden layer): `[N, 4096]`.
@@ -54,383 +48,64 @@ pub enum Cut {
     Logits,
 }
 
-impl Cut {
-    /// Every distinct cut, in network order.
-    pub const ALL: [Cut; 9] = [
-        Cut::Input,
-        Cut::Block(1),
-        Cut::Block(2),
-        Cut::Block(3),
-        Cut::Block(4),
-        Cut::Features,
-        Cut::Pooled,
-        Cut::Hidden,
-        Cut::Logits,
-    ];
-
-    /// Position in network order: `Input` is 0, `Block(k)` is k, `Logits` is 8.
-    pub fn position(self) -> Result<usize, ModelError> {
-        match self {
-            Cut::Input => Ok(0),
-            Cut::Block(k @ 1..=5) => Ok(k),
-            Cut::Block(k) => Err(ModelError::BadInput(format!(
-                "Cut::Block({k}): VGG has conv blocks 1..=5"
-            ))),
-            Cut::Features => Ok(5),
-            Cut::Pooled => Ok(6),
-            Cut::Hidden => Ok(7),
-            Cut::Logits => Ok(8),
-        }
-    }
-
-    fn from_position(p: usize) -> Cut {
-        match p {
-            0 => Cut::Input,
-            1..=4 => Cut::Block(p),
-            5 => Cut::Features,
-            6 => Cut::Pooled,
-            7 => Cut::Hidden,
-            _ => Cut::Logits,
-        }
-    }
-}
-
-impl PartialEq for Cut {
-    fn eq(&self, other: &Self) -> bool {
-        match (self.position(), other.position()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => matches!((self, other), (Cut::Block(a), Cut::Block(b)) if a == b),
-        }
-    }
-}
-
-impl Eq for Cut {}
-
-/// One learnable tensor and whether gradients flow into it.
-#[derive(Debug)]
-pub(crate) struct Param {
-    pub(crate) var: Var,
-    pub(crate) trainable: bool,
-}
-
-impl Param {
-    fn new(var: Var) -> Self {
-        Self {
-            var,
-            trainable: true,
-        }
-    }
-
-    /// The tensor to compute with: attached to the autograd graph only when trainable,
-    /// so a frozen layer builds no graph at all.
-    fn tensor(&self) -> Tensor {
-        if self.trainable {
-            self.var.as_tensor().clone()
-        } else {
-            self.var.as_detached_tensor()
-        }
-    }
-}
-
-/// One entry of `features` or `classifier`, at its torchvision index.
-#[derive(Debug)]
-pub(crate) enum Layer {
-    Conv2d {
-        weight: Param,
-        bias: Param,
-    },
-    BatchNorm2d {
-        weight: Param,
-        bias: Param,
-        running_mean: Var,
-        running_var: Var,
-        num_batches_tracked: Var,
-    },
-    Relu,
-    MaxPool2d,
-    Linear {
-        weight: Param,
-        bias: Param,
-    },
-    Dropout,
-}
-
-impl Layer {
-    fn params(&self) -> Vec<(&'static str, &Param)> {
-        match self {
-            Layer::Conv2d { weight, bias }
-            | Layer::Linear { weight, bias }
-            | Layer::BatchNorm2d { weight, bias, .. } => vec![("weight", weight), ("bias", bias)],
-            _ => vec![],
-        }
-    }
-
-    fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
-        match self {
-            Layer::Conv2d { weight, bias }
-            | Layer::Linear { weight, bias }
-            | Layer::BatchNorm2d { weight, bias, .. } => vec![("weight", weight), ("bias", bias)],
-            _ => vec![],
-        }
-    }
-
-    fn any_trainable(&self) -> bool {
-        self.params().iter().any(|(_, p)| p.trainable)
-    }
-
-    /// State-dict entries in PyTorch's order: parameters, then buffers.
-    fn state(&self) -> Vec<(&'static str, Tensor)> {
-        let mut out: Vec<(&'static str, Tensor)> = self
-            .params()
-            .into_iter()
-            .map(|(n, p)| (n, p.var.as_detached_tensor()))
-            .collect();
-        if let Layer::BatchNorm2d {
-            running_mean,
-            running_var,
-            num_batches_tracked,
-            ..
-        } = self
-        {
-            out.push(("running_mean", running_mean.as_detached_tensor()));
-            out.push(("running_var", running_var.as_detached_tensor()));
-            out.push((
-                "num_batches_tracked",
-                num_batches_tracked.as_detached_tensor(),
-            ));
-        }
-        out
-    }
-}
-
-/// What kind of state-dict entry a tensor is; decides dtype and initialisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TensorRole {
-    ConvWeight,
-    ConvBias,
-    BnWeight,
-    BnBias,
-    BnRunningMean,
-    BnRunningVar,
-    BnCounter,
-    LinearWeight,
-    LinearBias,
-    HeadWeight,
-    HeadBias,
-}
-
-/// One state-dict entry the configured network has: torchvision name, shape, role.
-#[derive(Debug, Clone)]
-pub(crate) struct TensorSpec {
-    pub(crate) name: String,
-    pub(crate) shape: Vec<usize>,
-    pub(crate) role: TensorRole,
-}
-
-/// The layer list of `features` for a config (torchvision's `make_layers`).
-fn feature_layout(config: &VggConfig) -> Vec<(usize, CfgItem)> {
-    let mut out = Vec::new();
-    let mut index = 0;
-    for item in config.cfg.cfg(config.width_divisor) {
-        out.push((index, item));
-        index += match item {
-            CfgItem::MaxPool => 1,
-            // conv, [bn], relu
-            CfgItem::Conv(_) if config.batch_norm => 3,
-            CfgItem::Conv(_) => 2,
-        };
-    }
-    out
-}
-
-/// Every state-dict entry of the configured network, in state-dict order.
-pub(crate) fn tensor_specs(config: &VggConfig) -> Vec<TensorSpec> {
-    let mut specs = Vec::new();
-    let mut push =
-        |name: String, shape: Vec<usize>, role| specs.push(TensorSpec { name, shape, role });
-    let mut in_c = 3;
-    for (index, item) in feature_layout(config) {
-        if let CfgItem::Conv(c) = item {
-            let p = format!("features.{index}");
-            push(
-                format!("{p}.weight"),
-                vec![c, in_c, 3, 3],
-                TensorRole::ConvWeight,
-            );
-            push(format!("{p}.bias"), vec![c], TensorRole::ConvBias);
-            if config.batch_norm {
-                let p = format!("features.{}", index + 1);
-                push(format!("{p}.weight"), vec![c], TensorRole::BnWeight);
-                push(format!("{p}.bias"), vec![c], TensorRole::BnBias);
-                push(
-                    format!("{p}.running_mean"),
-                    vec![c],
-                    TensorRole::BnRunningMean,
-                );
-                push(
-                    format!("{p}.running_var"),
-                    vec![c],
-                    TensorRole::BnRunningVar,
-                );
-                push(
-                    format!("{p}.num_batches_tracked"),
-                    vec![],
-                    TensorRole::BnCounter,
-                );
-            }
-            in_c = c;
-        }
-    }
-    let (flat, hidden, classes) = (
-        config.flat_features(),
-        config.classifier_hidden,
-        config.num_classes,
-    );
-    push(
-        "classifier.0.weight".into(),
-        vec![hidden, flat],
-        TensorRole::LinearWeight,
-    );
-    push(
-        "classifier.0.bias".into(),
-        vec![hidden],
-        TensorRole::LinearBias,
-    );
-    push(
-        "classifier.3.weight".into(),
-        vec![hidden, hidden],
-        TensorRole::LinearWeight,
-    );
-    push(
-        "classifier.3.bias".into(),
-        vec![hidden],
-        TensorRole::LinearBias,
-    );
-    push(
-        "classifier.6.weight".into(),
-        vec![classes, hidden],
-        TensorRole::HeadWeight,
-    );
-    push(
-        "classifier.6.bias".into(),
-        vec![classes],
-        TensorRole::HeadBias,
-    );
-    specs
-}
-
-/// Draws from N(0, std²) by Box-Muller (rand 0.9 has no normal distribution without rand_distr).
-fn normal(rng: &mut ChaCha8Rng, std: f64) -> f32 {
-    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1], keeps ln finite
-    let u2: f64 = rng.random::<f64>();
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * std) as f32
-}
-
-/// Uniform in `[-bound, bound)`.
-fn uniform(rng: &mut ChaCha8Rng, bound: f64) -> f32 {
-    ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32
-}
-
 /// A VGG network with torchvision's layout, names and semantics.
 #[derive(Debug)]
 pub struct Vgg {
     config: VggConfig,
-    features: Vec<Layer>,
-    classifier: Vec<Layer>,
-    /// Index in `features` of the max-pool closing each of the five blocks.
-    block_ends: Vec<usize>,
+    blocks: Vec<ConvBlock>,
+    classifier: Classifier,
     device: Device,
 }
 
+/// Every state-dict entry of the network `config` describes, in state-dict order.
+pub(crate) fn tensor_specs(config: &VggConfig) -> Vec<TensorSpec> {
+    let mut specs: Vec<TensorSpec> = config
+        .blocks()
+        .iter()
+        .flat_map(|block| ConvBlock::specs(block, config.batch_norm))
+        .collect();
+    specs.extend(Classifier::specs(config));
+    specs
+}
+
 impl Vgg {
-    /// Builds the network, asking `make` for every state-dict tensor in order.
+    /// Builds the network, asking `source` for each state-dict tensor by its spec.
     pub(crate) fn assemble(
         config: VggConfig,
         device: &Device,
-        mut make: impl FnMut(&TensorSpec) -> Result<Var, ModelError>,
+        source: &mut Source<'_>,
     ) -> Result<Self, ModelError> {
         config.validate()?;
-        let specs = tensor_specs(&config);
-        let mut specs = specs.iter();
-        let mut next = |expect: &str| -> Result<Var, ModelError> {
-            let spec = specs.next().ok_or_else(|| {
-                ModelError::InvalidConfig(format!("internal: no spec left for {expect}"))
-            })?;
-            debug_assert!(spec.name.ends_with(expect));
-            make(spec)
-        };
-        let mut features = Vec::new();
-        let mut block_ends = Vec::new();
-        for (_, item) in feature_layout(&config) {
-            match item {
-                CfgItem::Conv(_) => {
-                    let weight = Param::new(next("weight")?);
-                    let bias = Param::new(next("bias")?);
-                    features.push(Layer::Conv2d { weight, bias });
-                    if config.batch_norm {
-                        let weight = Param::new(next("weight")?);
-                        let bias = Param::new(next("bias")?);
-                        let running_mean = next("running_mean")?;
-                        let running_var = next("running_var")?;
-                        let num_batches_tracked = next("num_batches_tracked")?;
-                        features.push(Layer::BatchNorm2d {
-                            weight,
-                            bias,
-                            running_mean,
-                            running_var,
-                            num_batches_tracked,
-                        });
-                    }
-                    features.push(Layer::Relu);
-                }
-                CfgItem::MaxPool => {
-                    block_ends.push(features.len());
-                    features.push(Layer::MaxPool2d);
-                }
-            }
-        }
-        let mut classifier = Vec::new();
-        for i in 0..3 {
-            let weight = Param::new(next("weight")?);
-            let bias = Param::new(next("bias")?);
-            classifier.push(Layer::Linear { weight, bias });
-            if i < 2 {
-                classifier.push(Layer::Relu);
-                classifier.push(Layer::Dropout);
-            }
-        }
-        Ok(Self {
+        let blocks = config
+            .blocks()
+            .iter()
+            .map(|block| ConvBlock::new(block, config.batch_norm, source))
+            .collect::<Result<_, _>>()?;
+        let classifier = Classifier::new(&config, source)?;
+        Ok(Vgg {
             config,
-            features,
+            blocks,
             classifier,
-            block_ends,
             device: device.clone(),
         })
     }
 
     /// A network initialised as torchvision's `VGG._initialize_weights` does
     /// (conv: Kaiming normal, fan_out, ReLU gain, bias 0; batch norm 1/0;
-    /// linear: N(0, 0.01), bias 0), drawn from our RNG seeded with `seed`.
+    /// linear: N(0, 0.01), bias 0), drawn in state-dict order from our RNG
+    /// seeded with `seed`.
     pub fn new_random(config: VggConfig, seed: u64, device: &Device) -> Result<Self, ModelError> {
+        config.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        Self::assemble(config, device, |spec| {
-            let n: usize = spec.shape.iter().product();
-            let data: Vec<f32> = match spec.role {
-                TensorRole::ConvWeight => {
-                    let fan_out = (spec.shape[0] * spec.shape[2] * spec.shape[3]) as f64;
-                    let std = (2.0 / fan_out).sqrt();
-                    (0..n).map(|_| normal(&mut rng, std)).collect()
-                }
-                TensorRole::LinearWeight | TensorRole::HeadWeight => {
-                    (0..n).map(|_| normal(&mut rng, 0.01)).collect()
-                }
-                TensorRole::BnWeight | TensorRole::BnRunningVar => vec![1.0; n],
-                _ => vec![0.0; n],
-            };
-            if spec.role == TensorRole::BnCounter {
-                return Ok(Var::from_vec(vec![0i64], (), device)?);
-            }
-            Ok(Var::from_vec(data, spec.shape.as_slice(), device)?)
+        let mut vars = std::collections::HashMap::new();
+        for spec in tensor_specs(&config) {
+            let var = initial_value(&spec, &mut rng, device)?;
+            vars.insert(spec.name, var);
+        }
+        Self::assemble(config, device, &mut |spec: &TensorSpec| {
+            vars.remove(&spec.name).ok_or_else(|| {
+                ModelError::InvalidConfig(format!("internal: no initial value for {}", spec.name))
+            })
         })
     }
 
@@ -446,17 +121,8 @@ impl Vgg {
         }
         let hidden = self.config.classifier_hidden;
         let (weight, bias) = new_head_vars(hidden, num_classes, seed, &self.device)?;
-        let trainable = self.classifier[6].any_trainable();
-        self.classifier[6] = Layer::Linear {
-            weight: Param {
-                var: weight,
-                trainable,
-            },
-            bias: Param {
-                var: bias,
-                trainable,
-            },
-        };
+        let trainable = self.classifier.head.any_trainable();
+        self.classifier.head = Linear::from_vars(HEAD, weight, bias, trainable);
         self.config.num_classes = num_classes;
         Ok(())
     }
@@ -480,66 +146,55 @@ impl Vgg {
         &self.device
     }
 
-    /// Visits every layer with its torchvision module path, e.g. `features.28`.
-    fn layers(&self) -> impl Iterator<Item = (String, &Layer)> {
-        let f = self
-            .features
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (format!("features.{i}"), l));
-        let c = self
-            .classifier
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (format!("classifier.{i}"), l));
-        f.chain(c)
+    /// Every module with state, in state-dict order.
+    fn modules(&self) -> Vec<&dyn Module> {
+        let mut modules: Vec<&dyn Module> =
+            self.blocks.iter().flat_map(ConvBlock::modules).collect();
+        modules.extend(self.classifier.modules());
+        modules
+    }
+
+    /// The parameters with their torchvision names (only the trainable ones
+    /// with `trainable_only`), in state-dict order.
+    fn parameters(&self, trainable_only: bool) -> Vec<(String, Var)> {
+        self.modules()
+            .into_iter()
+            .flat_map(|module| {
+                module
+                    .params()
+                    .into_iter()
+                    .filter(|(_, p)| p.trainable || !trainable_only)
+                    .map(|(field, p)| (format!("{}.{field}", module.path()), p.var.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Every learnable parameter with its torchvision name (`features.0.weight`, ...),
     /// in state-dict order. Buffers (batch-norm running statistics) are not included.
     pub fn named_parameters(&self) -> Vec<(String, Var)> {
-        self.layers()
-            .flat_map(|(path, layer)| {
-                layer
-                    .params()
-                    .into_iter()
-                    .map(move |(n, p)| (format!("{path}.{n}"), p.var.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        self.parameters(false)
     }
 
     /// The parameters gradients flow into, in state-dict order.
     pub fn trainable_parameters(&self) -> Vec<(String, Var)> {
-        self.layers()
-            .flat_map(|(path, layer)| {
-                layer
-                    .params()
-                    .into_iter()
-                    .filter(|(_, p)| p.trainable)
-                    .map(move |(n, p)| (format!("{path}.{n}"), p.var.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        self.parameters(true)
     }
 
     /// Marks each parameter trainable when `pred` holds for its torchvision
     /// name (e.g. `|n| n.starts_with("classifier.6.")` trains only the head).
     /// Every parameter starts trainable, as in PyTorch.
     pub fn set_trainable(&mut self, pred: impl Fn(&str) -> bool) {
-        let f = self
-            .features
+        let mut modules: Vec<&mut dyn Module> = self
+            .blocks
             .iter_mut()
-            .enumerate()
-            .map(|(i, l)| ("features", i, l));
-        let c = self
-            .classifier
-            .iter_mut()
-            .enumerate()
-            .map(|(i, l)| ("classifier", i, l));
-        for (seq, i, layer) in f.chain(c) {
-            for (n, p) in layer.params_mut() {
-                p.trainable = pred(&format!("{seq}.{i}.{n}"));
+            .flat_map(ConvBlock::modules_mut)
+            .collect();
+        modules.extend(self.classifier.modules_mut());
+        for module in modules {
+            let path = module.path().to_string();
+            for (field, p) in module.params_mut() {
+                p.trainable = pred(&format!("{path}.{field}"));
             }
         }
     }
@@ -547,46 +202,62 @@ impl Vgg {
     /// The full state dict (parameters and buffers) with torchvision names, in
     /// state-dict order, detached from any graph.
     pub fn to_named_tensors(&self) -> Vec<(String, Tensor)> {
-        self.layers()
-            .flat_map(|(path, layer)| {
-                layer
-                    .state()
-                    .into_iter()
-                    .map(move |(n, t)| (format!("{path}.{n}"), t))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        let mut out = Vec::new();
+        for module in self.modules() {
+            let path = module.path();
+            for (field, p) in module.params() {
+                out.push((format!("{path}.{field}"), p.var.as_detached_tensor()));
+            }
+            for (field, v) in module.buffers() {
+                out.push((format!("{path}.{field}"), v.as_detached_tensor()));
+            }
+        }
+        out
+    }
+
+    /// Every cut of this network, in network order.
+    pub fn cuts(&self) -> Vec<Cut> {
+        let mut cuts = vec![Cut::Input];
+        cuts.extend((1..=self.blocks.len()).map(Cut::Block));
+        cuts.extend([Cut::Pooled, Cut::Hidden, Cut::Logits]);
+        cuts
+    }
+
+    /// Position of `cut` in [`Vgg::cuts`].
+    fn position(&self, cut: Cut) -> Result<usize, ModelError> {
+        let blocks = self.blocks.len();
+        match cut {
+            Cut::Input => Ok(0),
+            Cut::Block(k) if (1..=blocks).contains(&k) => Ok(k),
+            Cut::Block(k) => Err(ModelError::BadInput(format!(
+                "Cut::Block({k}): this VGG has conv blocks 1..={blocks}"
+            ))),
+            Cut::Pooled => Ok(blocks + 1),
+            Cut::Hidden => Ok(blocks + 2),
+            Cut::Logits => Ok(blocks + 3),
+        }
+    }
+
+    /// The modules with state of the stage that ends at the cut at `position`.
+    fn stage_modules(&self, position: usize) -> Vec<&dyn Module> {
+        let blocks = self.blocks.len();
+        match position {
+            p if (1..=blocks).contains(&p) => self.blocks[p - 1].modules(),
+            p if p == blocks + 2 => self.classifier.hidden_modules(),
+            p if p == blocks + 3 => vec![&self.classifier.head],
+            _ => Vec::new(),
+        }
     }
 
     /// The latest cut before which every parameter is frozen: the train crate
     /// can run `[Input, cut)` once, without autograd (and cache its output), and
     /// `[cut, Logits]` with gradients. `Logits` when nothing is trainable.
     pub fn first_trainable_cut(&self) -> Cut {
-        let mut latest = 0;
-        for p in 1..=8 {
-            if self.stage_layers(p).iter().any(|l| l.any_trainable()) {
-                break;
-            }
-            latest = p;
-        }
-        Cut::from_position(latest)
-    }
-
-    /// The layers of stage `p` (the part of the network between cut `p-1` and cut `p`).
-    fn stage_layers(&self, p: usize) -> &[Layer] {
-        match p {
-            1..=5 => {
-                let start = if p == 1 {
-                    0
-                } else {
-                    self.block_ends[p - 2] + 1
-                };
-                &self.features[start..=self.block_ends[p - 1]]
-            }
-            7 => &self.classifier[0..=4],
-            8 => &self.classifier[5..=6],
-            _ => &[],
-        }
+        let cuts = self.cuts();
+        let frozen = (1..cuts.len())
+            .take_while(|&p| !self.stage_modules(p).iter().any(|m| m.any_trainable()))
+            .count();
+        cuts[frozen]
     }
 
     /// The forward pass of the whole network, `forward_range(x, Input, Logits, mode)`.
@@ -610,23 +281,43 @@ impl Vgg {
         to: Cut,
         mode: &Mode,
     ) -> Result<Tensor, ModelError> {
-        let (start, end) = (from.position()?, to.position()?);
+        let (start, end) = (self.position(from)?, self.position(to)?);
         if start > end {
             return Err(ModelError::BadInput(format!(
                 "forward_range from {from:?} to {to:?}: `from` comes after `to`"
             )));
         }
         self.check_input(x, from)?;
+        let training = matches!(mode, Mode::Train { .. });
+        let dropouts = self.dropouts(mode);
+        let blocks = self.blocks.len();
         let mut x = x.clone();
         for p in start + 1..=end {
             x = match p {
-                1..=5 => self.run_block(&x, p, mode)?,
-                6 => adaptive_avg_pool2d(&x, 7, 7)?.flatten_from(1)?,
-                7 => self.run_classifier(&x, 0..=4, mode)?,
-                _ => self.run_classifier(&x, 5..=6, mode)?,
+                p if p <= blocks => self.blocks[p - 1].forward(&x, training)?,
+                p if p == blocks + 1 => AdaptiveAvgPool2d.forward(&x)?,
+                p if p == blocks + 2 => self.classifier.hidden(&x, &dropouts)?,
+                _ => self.classifier.logits(&x, &dropouts)?,
             };
         }
         Ok(x)
+    }
+
+    /// When the classifier's dropouts fire under `mode`: only after something trainable.
+    fn dropouts(&self, mode: &Mode) -> Dropouts {
+        let features = self
+            .blocks
+            .iter()
+            .any(|b| b.modules().iter().any(|m| m.any_trainable()));
+        let [fc1, fc2] = [0, 1].map(|i| self.classifier.hidden_modules()[i].any_trainable());
+        Dropouts {
+            seed: match mode {
+                Mode::Train { dropout_seed } => Some(*dropout_seed),
+                Mode::Eval => None,
+            },
+            before_first: features || fc1,
+            before_second: features || fc1 || fc2,
+        }
     }
 
     /// Refuses, before any compute, a tensor that cannot enter the network at `at`.
@@ -638,9 +329,8 @@ impl Vgg {
             )));
         }
         let dims = x.dims();
-        let p = at.position()?;
-        match p {
-            0 => {
+        match at {
+            Cut::Input => {
                 let ok = dims.len() == 4
                     && dims[1] == 3
                     && dims[2] >= MIN_INPUT_SIDE
@@ -651,18 +341,18 @@ impl Vgg {
                     )));
                 }
             }
-            1..=5 => {
-                let c = self.block_channels(p);
+            Cut::Block(k) => {
+                let c = self.blocks[k - 1].out_channels();
                 if dims.len() != 4 || dims[1] != c {
                     return Err(ModelError::BadInput(format!(
                         "input at {at:?} must be [N, {c}, H, W]; got shape {dims:?}"
                     )));
                 }
             }
-            _ => {
-                let width = match p {
-                    6 => self.config.flat_features(),
-                    7 => self.config.classifier_hidden,
+            Cut::Pooled | Cut::Hidden | Cut::Logits => {
+                let width = match at {
+                    Cut::Pooled => self.config.flat_features(),
+                    Cut::Hidden => self.config.classifier_hidden,
                     _ => self.config.num_classes,
                 };
                 if dims.len() != 2 || dims[1] != width {
@@ -674,153 +364,6 @@ impl Vgg {
         }
         Ok(())
     }
-
-    /// Channels leaving conv block `k`.
-    fn block_channels(&self, k: usize) -> usize {
-        self.stage_layers(k)
-            .iter()
-            .rev()
-            .find_map(|l| match l {
-                Layer::Conv2d { weight, .. } => Some(weight.var.dims()[0]),
-                _ => None,
-            })
-            .unwrap_or(3)
-    }
-
-    fn run_block(&self, x: &Tensor, k: usize, mode: &Mode) -> Result<Tensor, ModelError> {
-        let mut x = x.clone();
-        let layers = self.stage_layers(k);
-        // A ReLU right after a conv is fused into it (one pass over the output).
-        let mut fused_relu = false;
-        for (i, layer) in layers.iter().enumerate() {
-            x = match layer {
-                Layer::Conv2d { weight, bias } => {
-                    fused_relu = matches!(layers.get(i + 1), Some(Layer::Relu));
-                    conv3x3(&x, &weight.tensor(), &bias.tensor(), fused_relu)?
-                }
-                Layer::BatchNorm2d { .. } => batch_norm(&x, layer, mode)?,
-                Layer::Relu if fused_relu => {
-                    fused_relu = false;
-                    x
-                }
-                Layer::Relu => x.relu()?,
-                Layer::MaxPool2d => max_pool2x2(&x)?,
-                Layer::Linear { .. } | Layer::Dropout => x,
-            };
-        }
-        Ok(x)
-    }
-
-    fn run_classifier(
-        &self,
-        x: &Tensor,
-        range: std::ops::RangeInclusive<usize>,
-        mode: &Mode,
-    ) -> Result<Tensor, ModelError> {
-        let range_end = *range.end();
-        let mut x = x.clone();
-        // A ReLU right after a linear layer is fused into it.
-        let mut fused_relu = false;
-        for i in range {
-            x = match &self.classifier[i] {
-                Layer::Linear { weight, bias } => {
-                    fused_relu =
-                        matches!(self.classifier.get(i + 1), Some(Layer::Relu)) && range_end > i;
-                    linear(&x, &weight.tensor(), &bias.tensor(), fused_relu)?
-                }
-                Layer::Relu if fused_relu => {
-                    fused_relu = false;
-                    x
-                }
-                Layer::Relu => x.relu()?,
-                Layer::Dropout => match mode {
-                    Mode::Train { dropout_seed } if self.trainable_before_classifier(i) => {
-                        dropout(&x, self.config.dropout, *dropout_seed, i as u64)?
-                    }
-                    _ => x,
-                },
-                _ => x,
-            };
-        }
-        Ok(x)
-    }
-
-    /// Whether any parameter before `classifier.{i}` is trainable.
-    fn trainable_before_classifier(&self, i: usize) -> bool {
-        self.features.iter().any(Layer::any_trainable)
-            || self.classifier[..i].iter().any(Layer::any_trainable)
-    }
-}
-
-/// A `Linear(hidden, num_classes)` weight and bias as PyTorch's `nn.Linear.reset_parameters`
-/// draws them: `kaiming_uniform_(a=sqrt(5))` on the weight is uniform ±1/sqrt(fan_in),
-/// the bias uniform ±1/sqrt(fan_in). Weight first, then bias, from one stream.
-pub(crate) fn new_head_vars(
-    hidden: usize,
-    num_classes: usize,
-    seed: u64,
-    device: &Device,
-) -> Result<(Var, Var), ModelError> {
-    let bound = 1.0 / (hidden as f64).sqrt();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let w: Vec<f32> = (0..num_classes * hidden)
-        .map(|_| uniform(&mut rng, bound))
-        .collect();
-    let b: Vec<f32> = (0..num_classes).map(|_| uniform(&mut rng, bound)).collect();
-    Ok((
-        Var::from_vec(w, (num_classes, hidden), device)?,
-        Var::from_vec(b, num_classes, device)?,
-    ))
-}
-
-/// `BatchNorm2d` forward: batch statistics (and a running-statistics update)
-/// when training a trainable layer, running statistics otherwise.
-fn batch_norm(x: &Tensor, layer: &Layer, mode: &Mode) -> Result<Tensor, ModelError> {
-    let Layer::BatchNorm2d {
-        weight,
-        bias,
-        running_mean,
-        running_var,
-        num_batches_tracked,
-    } = layer
-    else {
-        return Ok(x.clone());
-    };
-    let c = x.dim(1)?;
-    let training = matches!(mode, Mode::Train { .. }) && layer.any_trainable();
-    let (mean, var) = if training {
-        // Statistics over N, H, W (PyTorch: biased variance to normalise).
-        let mean = x.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred
-            .sqr()?
-            .mean_keepdim(0)?
-            .mean_keepdim(2)?
-            .mean_keepdim(3)?;
-        // Running statistics use the unbiased variance (PyTorch `_BatchNorm`).
-        let n = (x.elem_count() / c) as f64;
-        let unbiased = (var.detach().flatten_all()? * (n / (n - 1.0).max(1.0)))?;
-        let m = BN_MOMENTUM;
-        running_mean.set(
-            &((running_mean.as_detached_tensor() * (1.0 - m))?
-                + (mean.detach().flatten_all()? * m)?)?,
-        )?;
-        running_var.set(&((running_var.as_detached_tensor() * (1.0 - m))? + (unbiased * m)?)?)?;
-        let counter = num_batches_tracked.as_detached_tensor();
-        num_batches_tracked.set(&(&counter + counter.ones_like()?)?)?;
-        (mean, var)
-    } else {
-        (
-            running_mean.as_detached_tensor().reshape((1, c, 1, 1))?,
-            running_var.as_detached_tensor().reshape((1, c, 1, 1))?,
-        )
-    };
-    let y = x
-        .broadcast_sub(&mean)?
-        .broadcast_div(&(var + BN_EPS)?.sqrt()?)?
-        .broadcast_mul(&weight.tensor().reshape((1, c, 1, 1))?)?
-        .broadcast_add(&bias.tensor().reshape((1, c, 1, 1))?)?;
-    Ok(y)
 }
 
 #[cfg(test)]
@@ -844,9 +387,7 @@ mod tests {
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
-            .expect("diff")
+        crate::max_abs_diff(a, b).expect("same shapes")
     }
 
     #[test]
@@ -880,7 +421,9 @@ mod tests {
         let x = images(40, 56);
         let full = vgg.forward_t(&x, &Mode::Eval)?;
         let mut h = x.clone();
-        for w in Cut::ALL.windows(2) {
+        let cuts = vgg.cuts();
+        assert_eq!(cuts.len(), 9, "{cuts:?}");
+        for w in cuts.windows(2) {
             h = vgg.forward_range(&h, w[0], w[1], &Mode::Eval)?;
         }
         assert_eq!(max_diff(&full, &h), 0.0);
@@ -889,7 +432,9 @@ mod tests {
                 .dims(),
             &[2, 32, 1, 1]
         );
-        assert_eq!(Cut::Block(5), Cut::Features);
+        assert!(vgg
+            .forward_range(&x, Cut::Input, Cut::Block(6), &Mode::Eval)
+            .is_err());
         Ok(())
     }
 

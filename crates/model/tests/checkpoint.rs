@@ -38,19 +38,7 @@ fn same_tensors(a: &[(String, Tensor)], b: &[(String, Tensor)]) {
     for ((name, x), (_, y)) in a.iter().zip(b) {
         assert_eq!(x.dims(), y.dims(), "{name}");
         assert_eq!(x.dtype(), y.dtype(), "{name}");
-        let diff = x
-            .to_dtype(DType::F64)
-            .unwrap()
-            .sub(&y.to_dtype(DType::F64).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap_or(0.0);
+        let diff = finetune_model::max_abs_diff(x, y).unwrap();
         assert_eq!(diff, 0.0, "{name} differs");
     }
 }

@@ -24,21 +24,10 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Largest |got - want| divided by the largest |want|: error relative to the tensor's scale.
+/// Largest |got - want| divided by the largest |want|: error relative to
+/// the tensor's scale ([`finetune_model::relative_diff`]).
 pub fn rel_err(got: &Tensor, want: &Tensor) -> f32 {
-    assert_eq!(got.dims(), want.dims(), "shapes differ");
-    let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = got
-        .iter()
-        .zip(&want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    if scale == 0.0 {
-        diff
-    } else {
-        diff / scale
-    }
+    finetune_model::relative_diff(got, want).expect("tensors of the same shape")
 }
 
 /// Asserts `rel_err(got, want) <= tol`, naming `what`.

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use crate::blas::{contiguous_f32 as slice, Gemm};
-use crate::winograd;
+use super::blas::{contiguous_f32 as slice, Gemm};
+use super::winograd;
 use crate::ModelError;
 
 /// Most f32 elements a scratch matrix may hold (32 MiB): bounds how many
@@ -497,25 +497,10 @@ fn backward(d: &Dims, x: &[f32], w: &[f32], y: Option<&[f32]>, g: &[f32], need: 
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use candle_core::{Device, Var};
-
-    pub(crate) fn random(shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| ((i as f64 * 0.7548 + seed as f64 * 1.37).sin() * 43758.5453).fract() as f32)
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
-    }
-
-    /// Largest |a - b| relative to the largest |b|.
-    pub(crate) fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let scalar = |t: Tensor| t.flatten_all()?.max(0)?.to_scalar::<f32>();
-        let diff = scalar((a - b).and_then(|d| d.abs()).expect("diff")).expect("max");
-        let scale = scalar(b.abs().expect("abs")).expect("max");
-        diff / scale.max(1e-30)
-    }
+    use crate::ops::tests::{random, rel_diff};
+    use candle_core::Var;
 
     /// Forward and all three gradients of the custom op against candle's
     /// conv2d + bias + ReLU on random inputs. Tolerance 1e-5 of each

@@ -1,5 +1,5 @@
-//! Inverted dropout with masks from our own seeded RNG, so a training run can
-//! be replayed exactly (candle's CPU RNG cannot be seeded).
+//! `nn.Dropout(p)`: inverted dropout with masks from our own seeded RNG, so
+//! a training run can be replayed exactly (candle's CPU RNG cannot be seeded).
 
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
@@ -7,13 +7,29 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ModelError;
 
+/// The dropout layer at `classifier.{index}`, dropping with probability `p`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dropout {
+    /// Its torchvision index: the stream its masks are drawn from.
+    pub(crate) index: usize,
+    /// Drop probability.
+    pub(crate) p: f32,
+}
+
+impl Dropout {
+    /// The training-mode forward pass with this step's masks, drawn from `seed`.
+    pub(crate) fn forward(&self, x: &Tensor, seed: u64) -> Result<Tensor, ModelError> {
+        dropout(x, self.p, seed, self.index as u64)
+    }
+}
+
 /// PyTorch's `F.dropout(x, p, training=True)`: each element is zeroed with
 /// probability `p`, the kept ones are scaled by `1/(1-p)`.
 ///
 /// The mask is drawn on the host from ChaCha8 seeded with `seed`, on stream
 /// `layer` (the torchvision index of the dropout layer), so that the two
 /// dropout layers of one step draw independent masks.
-pub(crate) fn dropout(x: &Tensor, p: f32, seed: u64, layer: u64) -> Result<Tensor, ModelError> {
+fn dropout(x: &Tensor, p: f32, seed: u64, layer: u64) -> Result<Tensor, ModelError> {
     if p <= 0.0 {
         return Ok(x.clone());
     }

@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::blas::{contiguous_f32, with_cpu_f32, Gemm};
+use super::blas::{contiguous_f32, with_cpu_f32, Gemm};
 use crate::ModelError;
 
 /// `relu?(x · wᵀ + b)` for `x: [N, I]`, `w: [O, I]`, `b: [O]`.
@@ -175,7 +175,7 @@ impl CustomOp3 for Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conv::tests::{random, rel_diff};
+    use crate::ops::tests::{random, rel_diff};
     use candle_core::Var;
 
     /// Forward and all three gradients against candle's matmul + bias + ReLU.

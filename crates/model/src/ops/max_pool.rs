@@ -11,7 +11,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::blas::contiguous_f32;
+use super::blas::contiguous_f32;
 use crate::ModelError;
 
 /// PyTorch's `MaxPool2d(kernel_size=2, stride=2)` on `[N, C, H, W]`: odd
@@ -175,11 +175,11 @@ mod tests {
         .iter()
         .enumerate()
         {
-            let x = Var::from_tensor(&crate::conv::tests::random(shape, seed as u64))?;
+            let x = Var::from_tensor(&crate::ops::tests::random(shape, seed as u64))?;
             let ours = max_pool2x2(x.as_tensor())?;
             let want = reference(x.as_tensor())?;
             assert_eq!(ours.dims(), want.dims(), "{shape:?}");
-            let g = crate::conv::tests::random(ours.dims(), seed as u64 + 9);
+            let g = crate::ops::tests::random(ours.dims(), seed as u64 + 9);
             let diff = |a: &Tensor, b: &Tensor| -> Result<f32, ModelError> {
                 Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
             };

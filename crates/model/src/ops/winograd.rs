@@ -208,7 +208,7 @@ pub(crate) fn conv(
         let mut m = vec![0f32; 16 * k * tiles];
         input_transform(x, e.input_mask, c, tiling, 0..rows, &mut v, true);
         for xi in 0..16 {
-            crate::blas::Gemm {
+            super::blas::Gemm {
                 m: k,
                 n: tiles,
                 k: c,
@@ -237,7 +237,7 @@ pub(crate) fn conv(
             let (v, m) = (&mut v[..16 * c * t], &mut m[..16 * k * t]);
             input_transform(x, e.input_mask, c, tiling, r0..r1, v, false);
             for xi in 0..16 {
-                crate::blas::Gemm {
+                super::blas::Gemm {
                     m: k,
                     n: t,
                     k: c,
@@ -294,7 +294,7 @@ pub(crate) fn weight_gradient(
         gradient_transform(dz, mask, k, tiling, rows, &mut z, true);
         let (v, z) = (&v, &z);
         du.par_chunks_mut(k * c).enumerate().for_each(|(xi, du)| {
-            crate::blas::Gemm {
+            super::blas::Gemm {
                 m: k,
                 n: c,
                 k: t,
@@ -568,7 +568,7 @@ fn output_transform(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conv::tests::{random, rel_diff};
+    use crate::ops::tests::{random, rel_diff};
     use candle_core::{Device, Tensor};
 
     fn run(x: &Tensor, w: &Tensor, b: &Tensor, relu: bool) -> Tensor {
@@ -610,7 +610,7 @@ mod tests {
             let b = (random(&[k], seed + 2) - 0.5).unwrap();
             for relu in [false, true] {
                 let ours = run(&x, &wt, &b, relu);
-                let want = crate::conv::reference_conv3x3(&x, &wt, &b, relu).unwrap();
+                let want = crate::ops::conv::reference_conv3x3(&x, &wt, &b, relu).unwrap();
                 let d = rel_diff(&ours, &want);
                 assert!(d < 1e-5, "{:?} relu {relu}: {d}", (n, c, h, w, k));
             }
