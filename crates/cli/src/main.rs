@@ -1,6 +1,5 @@
 //! The `finetune` command: parses flags and hands each subcommand to the
-//! library crates (`finetune_data`, `finetune_model`, `finetune_train`) and to
-//! `finetune_cli`'s shared setup and download code.
+//! library crates (`finetune_data`, `finetune_model`, `finetune_train`).
 
 use std::process::ExitCode;
 

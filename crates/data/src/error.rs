@@ -103,7 +103,7 @@ pub enum DataError {
         split: String,
     },
     /// An image in a folder that could not be opened or decoded.
-    #[error("cannot decode image {path}: {reason}")]
+    #[error("cannot read image {path}: {reason}")]
     UnreadableImage {
         /// The image file.
         path: PathBuf,

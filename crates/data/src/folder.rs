@@ -305,17 +305,10 @@ fn decode(path: &Path, resize: &Resize) -> Result<Vec<u8>, String> {
             DECODED_EXTENSIONS.map(|e| format!(".{e}")).join(" ")
         ));
     }
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| e.to_string())?
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?;
-    let rgb = reader.decode().map_err(|e| e.to_string())?.into_rgb8();
-    let (w, h) = rgb.dimensions();
-    let image = RgbImage {
-        height: h as usize,
-        width: w as usize,
-        data: rgb.into_raw(),
-    };
+    let image = RgbImage::open(path).map_err(|e| match e {
+        DataError::UnreadableImage { reason, .. } => reason,
+        other => other.to_string(),
+    })?;
     resize
         .apply(&image)
         .map(|r| r.data)

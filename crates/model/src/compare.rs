@@ -7,7 +7,9 @@ use candle_core::{DType, Tensor};
 use crate::ModelError;
 
 /// The largest `|a - b|` over all elements, computed in f32 on the host
-/// (0 for empty tensors). The shapes must be equal.
+/// (0 for empty tensors). The shapes must be equal. NaN when a NaN (or the
+/// same infinity on both sides) makes some difference undefined, so that no
+/// tolerance accepts it.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32, ModelError> {
     if a.dims() != b.dims() {
         return Err(ModelError::BadInput(format!(
@@ -17,9 +19,15 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32, ModelError> {
         )));
     }
     let (a, b) = (host_f32(a)?, host_f32(b)?);
-    Ok(a.iter()
-        .zip(&b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs())))
+    Ok(a.iter().zip(&b).fold(0f32, |m, (x, y)| {
+        let d = (x - y).abs();
+        // f32::max would drop a NaN.
+        if m.is_nan() || d.is_nan() {
+            f32::NAN
+        } else {
+            m.max(d)
+        }
+    }))
 }
 
 /// [`max_abs_diff`]`(got, want)` divided by the largest `|want|`: the error
@@ -51,6 +59,9 @@ mod tests {
         assert_eq!(relative_diff(&got, &zeros)?, 4.0);
         let other = Tensor::new(&[1.0f32], &Device::Cpu)?;
         assert!(max_abs_diff(&got, &other).is_err());
+        let nan = Tensor::new(&[2.0f32, f32::NAN, 1.0], &Device::Cpu)?;
+        assert!(relative_diff(&nan, &want)?.is_nan());
+        assert!(max_abs_diff(&nan, &nan)?.is_nan());
         Ok(())
     }
 }

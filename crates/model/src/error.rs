@@ -48,6 +48,14 @@ pub enum ModelError {
     /// An input tensor the network cannot take, refused before any compute.
     #[error("bad input: {0}")]
     BadInput(String),
+    /// A device that cannot be used.
+    #[error("device `{spec}`: {message}")]
+    Device {
+        /// The device's name as given.
+        spec: String,
+        /// Why it cannot be used, and what to do.
+        message: String,
+    },
     /// A configuration that describes no valid network.
     #[error("invalid VGG configuration: {0}")]
     InvalidConfig(String),

@@ -54,6 +54,7 @@ mod checkpoint;
 mod classifier;
 mod compare;
 mod config;
+mod device;
 #[cfg(feature = "download")]
 pub mod download;
 mod error;
@@ -66,6 +67,7 @@ mod vgg;
 pub use checkpoint::{stored_num_classes, CheckpointFormat, LoadReport, NamingScheme};
 pub use compare::{max_abs_diff, relative_diff};
 pub use config::{VggConfig, VggVariant};
+pub use device::select_device;
 pub use error::{Mismatch, ModelError};
 pub use ops::adaptive_pool::{adaptive_avg_pool2d, adaptive_bin};
 pub use ops::conv::set_winograd;

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use finetune_model::{Mode, Vgg, VggConfig};
 use finetune_train::{Optimizer, ParamGroup, Sgd, SgdConfig};
 
@@ -150,26 +150,10 @@ fn open(name: &str) -> AnyResult<Device> {
     Ok(device)
 }
 
-/// `max|a - b| / max|a|` over all elements (`a` is the CPU reference).
+/// `max|a - b| / max|a|` over all elements (`a` is the CPU reference); NaN
+/// when either side has one.
 fn rel_diff(a: &Tensor, b: &Tensor) -> AnyResult<f32> {
-    let a = a.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let b = b
-        .to_device(&Device::Cpu)?
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    if a.len() != b.len() {
-        return Err(format!("sizes differ: {} vs {}", a.len(), b.len()).into());
-    }
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(&b)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    if !diff.is_finite() || b.iter().any(|v| !v.is_finite()) {
-        return Ok(f32::INFINITY);
-    }
-    Ok(if scale > 0.0 { diff / scale } else { diff })
+    Ok(finetune_model::relative_diff(b, a)?)
 }
 
 /// Tallies comparisons and prints one line per group of them.

@@ -1,34 +1,32 @@
-//! Feature caching: the output of the frozen prefix of the network, computed
-//! once per run (and optionally kept on disk) when every image goes through it
-//! the same way each epoch.
+//! [`Features`]: what the frozen prefix of the network computed for every
+//! image of a data set, addressable by dataset index, so that the trainable
+//! part can train on it epoch after epoch (see `feature_cache.rs`).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
-use finetune_data::{LoaderConfig, PrefetchLoader};
-use finetune_model::{Cut, Mode, Vgg};
+use candle_core::Tensor;
+use finetune_data::Label;
+use finetune_model::Cut;
 
-use crate::fit::{batch_tensor, model_err};
-use crate::progress::Progress;
-use crate::{checkpoint, Result, TrainError};
+use crate::{Result, TrainError};
 
-/// The frozen prefix's output for every image of a loader, with labels,
-/// addressable by dataset index.
+/// The frozen prefix's output for every image of a loader, with labels.
 pub struct Features {
-    /// `[N, ...]`, row `r` belongs to dataset index `indices[r]`.
+    /// Where in the network the rows were taken: the trainable part starts here.
+    pub(crate) cut: Cut,
+    /// `[N, ...]`; row `r` belongs to dataset index `indices[r]`.
     pub(crate) data: Tensor,
-    pub(crate) labels: Vec<u32>,
+    pub(crate) labels: Vec<Label>,
     pub(crate) indices: Vec<usize>,
     row_of: HashMap<usize, usize>,
 }
 
 impl Features {
-    fn new(data: Tensor, labels: Vec<u32>, indices: Vec<usize>) -> Features {
+    /// Rows `data` taken at `cut`, their labels and the dataset indices they belong to.
+    pub(crate) fn new(cut: Cut, data: Tensor, labels: Vec<Label>, indices: Vec<usize>) -> Features {
         let row_of = indices.iter().enumerate().map(|(r, &i)| (i, r)).collect();
         Features {
+            cut,
             data,
             labels,
             indices,
@@ -37,7 +35,7 @@ impl Features {
     }
 
     /// The rows of the given dataset indices, in that order, and their labels.
-    pub(crate) fn gather(&self, dataset_indices: &[usize]) -> Result<(Tensor, Vec<u32>)> {
+    pub(crate) fn gather(&self, dataset_indices: &[usize]) -> Result<(Tensor, Vec<Label>)> {
         let mut rows = Vec::with_capacity(dataset_indices.len());
         for i in dataset_indices {
             let row = self.row_of.get(i).copied().ok_or_else(|| {
@@ -54,187 +52,4 @@ impl Features {
     pub(crate) fn len(&self) -> usize {
         self.indices.len()
     }
-}
-
-/// Whether and where features are cached.
-pub(crate) struct FeatureCache {
-    enabled: bool,
-    dir: Option<PathBuf>,
-}
-
-impl FeatureCache {
-    pub(crate) fn new(enabled: bool, dir: Option<PathBuf>) -> FeatureCache {
-        FeatureCache { enabled, dir }
-    }
-
-    /// The features of every image of `loader` at `cut`, or `None` when
-    /// caching is off. The loader's pipeline must be deterministic.
-    pub(crate) fn features(
-        &self,
-        model: &Vgg,
-        loader: &PrefetchLoader,
-        cut: Cut,
-        what: &str,
-        progress: &Progress,
-    ) -> Result<Option<Features>> {
-        if !self.enabled {
-            return Ok(None);
-        }
-        let key = self.dir.as_ref().map(|_| cache_key(model, loader, cut));
-        let file = match (&self.dir, &key) {
-            (Some(dir), Some(key)) => Some(dir.join(format!("features-{key:016x}.safetensors"))),
-            _ => None,
-        };
-        if let Some(file) = file.as_ref().filter(|f| f.exists()) {
-            match load(file, model.device()) {
-                Ok(features) => {
-                    progress.println(&format!(
-                        "{what}: {} cached features from {}",
-                        features.len(),
-                        file.display()
-                    ));
-                    return Ok(Some(features));
-                }
-                Err(e) => progress.println(&format!("ignoring unreadable feature cache: {e}")),
-            }
-        }
-        let features = compute(model, loader, cut, what, progress)?;
-        if let Some(file) = &file {
-            save(file, &features)?;
-        }
-        Ok(Some(features))
-    }
-}
-
-/// Runs the frozen prefix over the loader once, in dataset order.
-fn compute(
-    model: &Vgg,
-    loader: &PrefetchLoader,
-    cut: Cut,
-    what: &str,
-    progress: &Progress,
-) -> Result<Features> {
-    // Same images, same transforms; order and batch size do not change the result.
-    let plain = PrefetchLoader::new(
-        loader.dataset().clone(),
-        loader.pipeline().clone(),
-        LoaderConfig {
-            shuffle: false,
-            drop_last: false,
-            ..loader.config().clone()
-        },
-    );
-    let device = model.device();
-    let bar = progress.images(&format!("caching {what}"), plain.num_samples());
-    let (mut parts, mut labels, mut indices) = (Vec::new(), Vec::new(), Vec::new());
-    let mut batches = plain.epoch(0);
-    while let Some(batch) = batches.next() {
-        let batch = batch?;
-        let x = batch_tensor(&batch, device)?;
-        let y = model
-            .forward_range(&x, Cut::Input, cut, &Mode::Eval)
-            .map_err(model_err)?;
-        parts.push(y.detach());
-        labels.extend_from_slice(batch.labels());
-        indices.extend_from_slice(batch.indices());
-        bar.update(indices.len(), indices.len(), batches.wait_time());
-    }
-    bar.finish();
-    let data = Tensor::cat(&parts, 0)?;
-    Ok(Features::new(data, labels, indices))
-}
-
-/// A key that changes whenever the cached features would: the frozen
-/// weights, the images (sampled), the labels, the transforms and the cut.
-fn cache_key(model: &Vgg, loader: &PrefetchLoader, cut: Cut) -> u64 {
-    let mut h = DefaultHasher::new();
-    format!("{cut:?}").hash(&mut h);
-    loader.pipeline().to_string().hash(&mut h);
-    loader.config().indices.hash(&mut h);
-    let trainable: std::collections::HashSet<String> = model
-        .trainable_parameters()
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    for (name, var) in model.named_parameters() {
-        if trainable.contains(&name) {
-            continue;
-        }
-        name.hash(&mut h);
-        if let Ok(values) = var
-            .as_tensor()
-            .flatten_all()
-            .and_then(|t| t.to_dtype(candle_core::DType::F32))
-            .and_then(|t| t.to_vec1::<f32>())
-        {
-            for v in values {
-                v.to_bits().hash(&mut h);
-            }
-        }
-    }
-    let data = loader.dataset();
-    data.len().hash(&mut h);
-    data.class_names().hash(&mut h);
-    let (height, width) = data.image_dims();
-    (height, width).hash(&mut h);
-    let mut pixels = vec![0u8; 3 * height * width];
-    // Every label, and the pixels of a few images spread over the data set:
-    // enough to tell two data sets apart without reading them whole.
-    for i in 0..data.len() {
-        data.label(i).hash(&mut h);
-    }
-    let samples = 16.min(data.len());
-    for s in 0..samples {
-        let i = s * data.len() / samples;
-        if data.read_image(i, &mut pixels).is_ok() {
-            pixels.hash(&mut h);
-        }
-    }
-    h.finish()
-}
-
-fn save(path: &std::path::Path, features: &Features) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    }
-    let n = features.len();
-    let device = &Device::Cpu;
-    let tensors = vec![
-        ("features".to_string(), features.data.to_device(device)?),
-        (
-            "labels".to_string(),
-            Tensor::from_slice(&features.labels, n, device)?,
-        ),
-        (
-            "indices".to_string(),
-            Tensor::from_vec(
-                features
-                    .indices
-                    .iter()
-                    .map(|&i| i as u32)
-                    .collect::<Vec<_>>(),
-                n,
-                device,
-            )?,
-        ),
-    ];
-    checkpoint::write_safetensors_atomic(path, &tensors, None)
-}
-
-fn load(path: &std::path::Path, device: &Device) -> Result<Features> {
-    let mut tensors = candle_core::safetensors::load(path, device)?;
-    let mut take = |name: &str| {
-        tensors.remove(name).ok_or_else(|| TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            message: format!("no `{name}` tensor"),
-        })
-    };
-    let data = take("features")?;
-    let labels: Vec<u32> = take("labels")?.to_vec1()?;
-    let indices: Vec<usize> = take("indices")?
-        .to_vec1::<u32>()?
-        .into_iter()
-        .map(|i| i as usize)
-        .collect();
-    Ok(Features::new(data, labels, indices))
 }

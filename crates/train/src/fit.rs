@@ -1,77 +1,30 @@
-//! The training loop: epochs over a [`PrefetchLoader`], a frozen prefix run as
-//! constants (and cached when it sees every image the same way), the rest
-//! trained with autograd, evaluation, logs, pictures and crash-safe checkpoints.
+//! The training loop: epochs over a batch source (images through the
+//! loader, or the frozen prefix's cached features), one step per batch,
+//! evaluation, the log line, pictures and a checkpoint per epoch, early
+//! stopping, gradual unfreezing, and resuming exactly where a run stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device, Tensor};
-use finetune_data::{Batch, PrefetchLoader};
+use finetune_data::PrefetchLoader;
 use finetune_model::{Cut, Mode, Vgg};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{self, RngState, RunState, STATE_FORMAT_VERSION};
-use crate::evaluate::{evaluate_features, evaluate_loader};
-use crate::features::{FeatureCache, Features};
-use crate::log::{read_log, EpochRecord, LogRecord, RunLog, LOG_FILE};
+use crate::early_stopping::{EarlyStopping, Monitor};
+use crate::evaluate::evaluate_source;
+use crate::feature_cache::FeatureCache;
+use crate::features::Features;
+use crate::log::{EpochRecord, RunLog};
 use crate::progress::Progress;
+use crate::run_dir::{ResumePoint, RunDir, RunState, STATE_FORMAT_VERSION};
+use crate::source::{BatchSource, Next};
+use crate::step::{check_finite_loss, forward_loss};
 use crate::{
-    check_finite_loss, plot_confusion, plot_history, FreezePolicy, LrSchedule, Metrics,
-    MetricsAccumulator, Optimizer, OptimizerConfig, ParamGroup, Result, TrainError, Unfreeze,
-    CONFUSION_PNG, HISTORY_PNG,
+    FreezePolicy, LrSchedule, Metrics, MetricsAccumulator, Optimizer, OptimizerConfig, ParamGroup,
+    Result, TrainError, Unfreeze,
 };
-
-/// The user-facing weights after the latest epoch (torchvision names).
-pub const LAST_WEIGHTS: &str = "last.safetensors";
-/// The user-facing weights of the best epoch so far (torchvision names).
-pub const BEST_WEIGHTS: &str = "best.safetensors";
-/// The file naming the current resume checkpoint directory.
-pub const RESUME_POINTER: &str = "resume.json";
-/// In a checkpoint directory: the tensors of the layers that trained.
-const CHANGED_FILE: &str = "changed.safetensors";
-/// In a checkpoint directory: those tensors at the best epoch so far.
-const BEST_CHANGED_FILE: &str = "best-changed.safetensors";
-
-/// Which number decides the "best" epoch and early stopping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Monitor {
-    /// Test top-1 accuracy (higher is better); falls back to train top-1 when
-    /// the epoch was not evaluated.
-    TestTop1,
-    /// Test loss (lower is better); falls back to train loss.
-    TestLoss,
-    /// Training loss (lower is better).
-    TrainLoss,
-}
-
-impl Monitor {
-    /// The monitored value of an epoch, oriented so that higher is better.
-    fn score(self, record: &EpochRecord) -> f64 {
-        let test = record.test.as_ref();
-        match self {
-            Monitor::TestTop1 => test.map_or(record.train.top1, |m| m.top1),
-            Monitor::TestLoss => -test.map_or(record.train.loss, |m| m.loss),
-            Monitor::TrainLoss => -record.train.loss,
-        }
-    }
-}
-
-impl std::str::FromStr for Monitor {
-    type Err = TrainError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "test_top1" | "top1" | "accuracy" => Ok(Monitor::TestTop1),
-            "test_loss" => Ok(Monitor::TestLoss),
-            "train_loss" => Ok(Monitor::TrainLoss),
-            other => Err(TrainError::Config(format!(
-                "unknown metric `{other}`: expected test_top1, test_loss or train_loss"
-            ))),
-        }
-    }
-}
 
 /// Everything that decides how a run trains. Serialised into the run log and
 /// the checkpoints; a resumed run must use the same values (but may extend
@@ -154,6 +107,14 @@ impl FitConfig {
         self.schedule.validate()
     }
 
+    /// The freeze policy in force during zero-based `epoch`.
+    fn policy_at(&self, epoch: usize) -> FreezePolicy {
+        match self.unfreeze {
+            Some(u) => u.policy_at(epoch),
+            None => self.freeze,
+        }
+    }
+
     /// Whether two configurations describe the same run, up to its length.
     fn same_run_as(&self, other: &FitConfig) -> bool {
         let strip = |c: &FitConfig| FitConfig {
@@ -199,92 +160,355 @@ pub enum StopReason {
     Interrupted,
 }
 
-/// Where a run can be resumed from, as found in its run directory.
-#[derive(Debug, Clone)]
-pub struct ResumePoint {
-    /// The tensors of every layer that trained (torchvision names); the rest
-    /// of the network is the run's starting weights. See [`restore`].
-    pub changed: PathBuf,
-    /// The directory holding `state.json` and `optimizer.safetensors`.
-    pub dir: PathBuf,
-    /// The run state saved with them.
-    pub state: RunState,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ResumePointer {
-    dir: String,
-}
-
-/// Finds the latest complete checkpoint of the run in `run_dir`, or `None`
-/// when the run has not written one yet.
-pub fn resume_point(run_dir: &Path) -> Result<Option<ResumePoint>> {
-    let pointer = run_dir.join(RESUME_POINTER);
-    if !pointer.exists() {
-        return Ok(None);
+/// Trains `model` on `data` under `config`, writing logs, pictures and
+/// checkpoints into `run`. With `resume`, continues the run found there (the
+/// model must already be the [`ResumePoint`]'s: see [`ResumePoint::restore`]).
+/// `interrupt` is polled after every batch: when raised, the run writes a
+/// checkpoint and returns [`StopReason::Interrupted`]. `extra` is logged with
+/// the configuration (the data set, the weights, the command line).
+pub fn fit(
+    model: &mut Vgg,
+    data: &FitData,
+    config: &FitConfig,
+    run: &RunDir,
+    resume: Option<&ResumePoint>,
+    extra: serde_json::Value,
+    interrupt: Arc<AtomicBool>,
+) -> Result<FitSummary> {
+    config.validate()?;
+    run.create()?;
+    let class_names: Vec<String> = data.train.dataset().class_names().to_vec();
+    let num_classes = model.config().num_classes;
+    if class_names.len() != num_classes {
+        return Err(TrainError::Config(format!(
+            "the data set has {} classes but the model's head has {num_classes} outputs",
+            class_names.len()
+        )));
     }
-    let bytes = std::fs::read(&pointer).map_err(|e| TrainError::io(&pointer, e))?;
-    let p: ResumePointer = serde_json::from_slice(&bytes).map_err(|source| TrainError::Json {
-        path: pointer.clone(),
-        source,
-    })?;
-    let dir = run_dir.join(&p.dir);
-    let state = checkpoint::load_run_state(&dir)?;
-    Ok(Some(ResumePoint {
-        changed: dir.join(CHANGED_FILE),
-        dir,
-        state,
-    }))
+    let logged_config = serde_json::json!({
+        "fit": config,
+        "train_pipeline": data.train.pipeline().to_string(),
+        "eval_pipeline": data.eval.as_ref().map(|l| l.pipeline().to_string()),
+        "batch_size": data.train.config().batch_size,
+        "shuffle": data.train.config().shuffle,
+        "data_seed": data.train.config().seed,
+        "extra": extra,
+    });
+    let Start {
+        epoch: start_epoch,
+        mut skip_steps,
+        mut global_step,
+        mut history,
+        mut log,
+        mut stopping,
+    } = Start::of(run, config, resume, &logged_config)?;
+
+    let mut stage = Stage::new(model, config.policy_at(start_epoch), config)?;
+    if let Some(point) = resume {
+        point.load_optimizer(&mut *stage.optimizer, model)?;
+    }
+    let cache = FeatureCache::new(config.cache_features, config.feature_cache_dir.clone());
+    let progress = Progress::new(config.quiet);
+    let snapshot = |epoch, step_in_epoch, global_step, stopping: &EarlyStopping, stage: &Stage| {
+        run_state(
+            &logged_config,
+            epoch,
+            step_in_epoch,
+            global_step,
+            stopping,
+            &*stage.optimizer,
+        )
+    };
+    let mut stopped = StopReason::Completed;
+
+    for epoch in start_epoch..config.epochs {
+        let policy = config.policy_at(epoch);
+        if policy != stage.policy {
+            progress.println(&format!(
+                "epoch {}: unfreezing `{policy}` (was `{}`)",
+                epoch + 1,
+                stage.policy
+            ));
+            stage = Stage::new(model, policy, config)?;
+        }
+        let started = Instant::now();
+        let epoch_run = EpochRun {
+            model,
+            data,
+            config,
+            epoch,
+            progress: &progress,
+        };
+        let trained =
+            epoch_run.train(&mut stage, &cache, skip_steps, &mut global_step, &interrupt)?;
+        skip_steps = 0;
+        let train_seconds = started.elapsed().as_secs_f64();
+        if let Some(step_in_epoch) = trained.interrupted_at {
+            let state = snapshot(epoch, step_in_epoch, global_step, &stopping, &stage);
+            run.save_checkpoint(model, &state, &*stage.optimizer, false)?;
+            stopped = StopReason::Interrupted;
+            break;
+        }
+        let test = epoch_run.evaluate(&mut stage, &cache)?;
+
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            epochs: config.epochs,
+            lr: trained.lr,
+            train: trained.metrics,
+            test,
+            seconds: started.elapsed().as_secs_f64(),
+            images_per_sec: trained.images as f64 / train_seconds.max(1e-9),
+            data_wait_seconds: trained.waited.as_secs_f64(),
+        };
+        log.epoch(&record)?;
+        progress.println(&record.summary());
+        let improved = stopping.update(&record);
+        let confusion = record
+            .test
+            .as_ref()
+            .unwrap_or(&record.train)
+            .confusion
+            .clone();
+        history.push(record);
+        let state = snapshot(epoch + 1, 0, global_step, &stopping, &stage);
+        run.save_checkpoint(model, &state, &*stage.optimizer, improved)?;
+        run.draw(&history, &confusion, &class_names)?;
+        if stopping.should_stop() && epoch + 1 < config.epochs {
+            progress.println(&format!(
+                "early stop: {:?} has not improved for {} epochs (best at epoch {})",
+                stopping.monitor(),
+                stopping.stale(),
+                stopping.best().map_or(0, |b| b.0)
+            ));
+            stopped = StopReason::EarlyStopped;
+            break;
+        }
+        if interrupt.load(Ordering::SeqCst) {
+            stopped = StopReason::Interrupted;
+            break;
+        }
+    }
+
+    // After an interruption mid-epoch the model has moved past every
+    // evaluated epoch, the best included.
+    let best_epoch = stopping.best().map(|b| b.0);
+    let best_is_last =
+        stopped != StopReason::Interrupted && best_epoch == history.last().map(|r| r.epoch);
+    run.export_weights(model, best_is_last)?;
+    Ok(FitSummary {
+        history,
+        best_epoch,
+        stopped,
+        run_dir: run.path().to_path_buf(),
+    })
 }
 
-/// The model of a resume point: `start` (the run's starting weights, e.g.
-/// loaded from the same file with the same configuration) with the layers
-/// that trained replaced by the checkpoint's.
-pub fn restore(start: &Vgg, point: &ResumePoint) -> Result<Vgg> {
-    overlay(start, &point.changed)
+/// Where a run starts: its first epoch and batch, the steps already taken,
+/// and its past (log, history, best epoch).
+struct Start {
+    epoch: usize,
+    skip_steps: usize,
+    global_step: u64,
+    history: Vec<EpochRecord>,
+    log: RunLog,
+    stopping: EarlyStopping,
 }
 
-/// `model`'s tensors with those stored in `file` put in their place, as a new model.
-fn overlay(model: &Vgg, file: &Path) -> Result<Vgg> {
-    let named = overlay_tensors(model, file)?;
-    let (vgg, _) = Vgg::from_named_tensors(named, model.config().clone(), model.device())?;
-    Ok(vgg)
-}
-
-/// `model`'s named tensors with those stored in `file` in their place.
-fn overlay_tensors(model: &Vgg, file: &Path) -> Result<Vec<(String, Tensor)>> {
-    let mut stored = candle_core::safetensors::load(file, model.device())?;
-    let named: Vec<(String, Tensor)> = model
-        .to_named_tensors()
-        .into_iter()
-        .map(|(name, t)| {
-            let t = stored.remove(&name).unwrap_or(t);
-            (name, t)
+impl Start {
+    /// A new run's start, or where `resume` left off (refusing a resume
+    /// whose configuration differs from `config` beyond its length).
+    fn of(
+        run: &RunDir,
+        config: &FitConfig,
+        resume: Option<&ResumePoint>,
+        logged_config: &serde_json::Value,
+    ) -> Result<Start> {
+        let Some(point) = resume else {
+            return Ok(Start {
+                epoch: 0,
+                skip_steps: 0,
+                global_step: 0,
+                history: Vec::new(),
+                log: run.create_log(logged_config)?,
+                stopping: EarlyStopping::new(config.monitor, config.patience),
+            });
+        };
+        let state = &point.state;
+        let saved: FitConfig =
+            serde_json::from_value(state.config["fit"].clone()).map_err(|source| {
+                TrainError::Json {
+                    path: point.state_file(),
+                    source,
+                }
+            })?;
+        if !saved.same_run_as(config) {
+            return Err(TrainError::Checkpoint {
+                path: point.state_file(),
+                message: format!(
+                    "the run was started with another configuration; resume with the same flags (only --epochs may change)\n  saved:   {}\n  current: {}",
+                    serde_json::to_string(&saved).unwrap_or_default(),
+                    serde_json::to_string(config).unwrap_or_default()
+                ),
+            });
+        }
+        let (log, history) = run.resume_log(state.epoch)?;
+        Ok(Start {
+            epoch: state.epoch,
+            skip_steps: state.step_in_epoch,
+            global_step: state.global_step,
+            history,
+            log,
+            stopping: EarlyStopping::resumed(
+                config.monitor,
+                config.patience,
+                state.best_epoch.zip(state.best_metric),
+                state.epochs_without_improvement,
+            ),
         })
-        .collect();
-    if let Some(name) = stored.keys().next() {
-        return Err(TrainError::Checkpoint {
-            path: file.to_path_buf(),
-            message: format!("tensor `{name}` is not part of the model"),
-        });
     }
-    Ok(named)
 }
 
-/// The tensors of every layer holding a trainable parameter (batch-norm
-/// running statistics included): all that training changes.
-fn changed_tensors(model: &Vgg) -> Vec<(String, Tensor)> {
-    let layer = |name: &str| name.rsplit_once('.').map_or(name, |(l, _)| l).to_string();
-    let trained: std::collections::HashSet<String> = model
-        .trainable_parameters()
-        .iter()
-        .map(|(name, _)| layer(name))
-        .collect();
-    model
-        .to_named_tensors()
-        .into_iter()
-        .filter(|(name, _)| trained.contains(&layer(name)))
-        .collect()
+/// What a training epoch measured.
+struct Trained {
+    metrics: Metrics,
+    /// The learning rate of the epoch's last step.
+    lr: f64,
+    /// Images trained on.
+    images: usize,
+    /// Time spent waiting for the loader.
+    waited: Duration,
+    /// The batch after which the interrupt flag stopped the epoch, if it did.
+    interrupted_at: Option<usize>,
+}
+
+/// One epoch of a run: what training and evaluation share.
+struct EpochRun<'a> {
+    model: &'a Vgg,
+    data: &'a FitData,
+    config: &'a FitConfig,
+    epoch: usize,
+    progress: &'a Progress,
+}
+
+impl EpochRun<'_> {
+    /// Trains on every batch of the epoch from `skip` on, one optimiser step
+    /// per batch, until the epoch ends or `interrupt` is raised.
+    fn train(
+        &self,
+        stage: &mut Stage,
+        cache: &FeatureCache,
+        skip: usize,
+        global_step: &mut u64,
+        interrupt: &AtomicBool,
+    ) -> Result<Trained> {
+        let (model, config, epoch) = (self.model, self.config, self.epoch);
+        let loader = &self.data.train;
+        // Cached features when the frozen prefix sees every image the same way.
+        if stage.cut != Cut::Input
+            && stage.train_features.is_none()
+            && !loader.pipeline().is_random()
+        {
+            stage.train_features =
+                cache.features(model, loader, stage.cut, "train", self.progress)?;
+        }
+        let source = match &stage.train_features {
+            Some(features) => BatchSource::Features { features, loader },
+            None => BatchSource::Images {
+                loader,
+                cut: stage.cut,
+            },
+        };
+        let steps = source.len();
+        let bar = self.progress.batches(epoch, config.epochs, steps);
+        let mut metrics = MetricsAccumulator::new(model.config().num_classes);
+        let (mut lr, mut images, mut interrupted_at) = (0.0, 0, None);
+        let optimizer = &mut stage.optimizer;
+        let (cut, base_lr) = (stage.cut, stage.base_lr);
+        let waited = source.for_each(model, epoch, skip, |batch| {
+            lr = config.schedule.lr(base_lr, epoch, batch.step, steps);
+            optimizer.set_lr(lr);
+            if let Some(m) = config.schedule.momentum(epoch, batch.step, steps) {
+                optimizer.set_momentum(m);
+            }
+            let mode = Mode::Train {
+                dropout_seed: step_seed(config.seed, epoch, batch.step),
+            };
+            let output = forward_loss(model, &batch.input, cut, &batch.labels, &mode)?;
+            check_finite_loss(output.loss_value, epoch, batch.step)?;
+            optimizer.step(&output.loss.backward()?)?;
+            *global_step += 1;
+            output.record(&mut metrics, &batch.labels)?;
+            images += batch.labels.len();
+            bar.update(batch.step + 1, images, batch.waited);
+            // After the last batch the epoch ends normally and the interrupt
+            // is honoured once its checkpoint is written.
+            if interrupt.load(Ordering::SeqCst) && batch.step + 1 < steps {
+                interrupted_at = Some(batch.step + 1);
+                return Ok(Next::Stop);
+            }
+            Ok(Next::Continue)
+        })?;
+        bar.finish();
+        Ok(Trained {
+            metrics: metrics.finish(),
+            lr,
+            images,
+            waited,
+            interrupted_at,
+        })
+    }
+
+    /// The test metrics when this epoch is evaluated (every `eval_every`
+    /// epochs and the last), from cached features when the prefix is frozen.
+    fn evaluate(&self, stage: &mut Stage, cache: &FeatureCache) -> Result<Option<Metrics>> {
+        let (model, config) = (self.model, self.config);
+        let due = config.eval_every > 0
+            && ((self.epoch + 1) % config.eval_every == 0 || self.epoch + 1 == config.epochs);
+        let Some(loader) = self.data.eval.as_ref().filter(|_| due) else {
+            return Ok(None);
+        };
+        let cut = model.first_trainable_cut();
+        if cut != Cut::Input && stage.eval_features.is_none() {
+            stage.eval_features = cache.features(model, loader, cut, "eval", self.progress)?;
+        }
+        let source = match &stage.eval_features {
+            Some(features) => BatchSource::StoredFeatures(features),
+            None => BatchSource::Images {
+                loader,
+                cut: Cut::Input,
+            },
+        };
+        Ok(Some(evaluate_source(
+            model,
+            &source,
+            self.progress,
+            |_, _| Ok(()),
+        )?))
+    }
+}
+
+/// The run state a checkpoint records.
+fn run_state(
+    logged_config: &serde_json::Value,
+    epoch: usize,
+    step_in_epoch: usize,
+    global_step: u64,
+    stopping: &EarlyStopping,
+    optimizer: &dyn Optimizer,
+) -> RunState {
+    RunState {
+        format_version: STATE_FORMAT_VERSION,
+        epoch,
+        step_in_epoch,
+        global_step,
+        best_metric: stopping.best().map(|b| b.1),
+        best_epoch: stopping.best().map(|b| b.0),
+        epochs_without_improvement: stopping.stale(),
+        rng: None,
+        optimizer: optimizer.kind(),
+        config: logged_config.clone(),
+    }
 }
 
 /// A seed for one optimiser step's dropout masks, from the run seed, epoch and step.
@@ -302,8 +526,8 @@ fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
 /// parameter groups: the backbone (`features.*`) at `backbone_lr_scale`, the
 /// classifier at 1, biases optionally without weight decay.
 fn param_groups(model: &mut Vgg, policy: FreezePolicy, config: &FitConfig) -> Vec<ParamGroup> {
-    let pools = model.config().pool_indices();
-    model.set_trainable(|name| policy.is_trainable_with(name, &pools));
+    let config_of_model = model.config().clone();
+    model.set_trainable(|name| policy.is_trainable(name, &config_of_model));
     let (backbone, head): (Vec<_>, Vec<_>) = model
         .trainable_parameters()
         .into_iter()
@@ -357,444 +581,6 @@ impl Stage {
             eval_features: None,
         })
     }
-}
-
-/// Trains `model` on `data` under `config`, writing logs, pictures and
-/// checkpoints into `run_dir`. With `resume`, continues the run found in
-/// `run_dir` (the model must already be the [`ResumePoint`]'s: see [`restore`]).
-/// `interrupt` is polled after every batch: when raised, the run writes a
-/// checkpoint and returns [`StopReason::Interrupted`]. `extra` is logged with
-/// the configuration (the data set, the weights, the command line).
-pub fn fit(
-    model: &mut Vgg,
-    data: &FitData,
-    config: &FitConfig,
-    run_dir: &Path,
-    resume: Option<&ResumePoint>,
-    extra: serde_json::Value,
-    interrupt: Arc<AtomicBool>,
-) -> Result<FitSummary> {
-    config.validate()?;
-    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-    let device = model.device().clone();
-    let num_classes = model.config().num_classes;
-    let class_names: Vec<String> = data.train.dataset().class_names().to_vec();
-    if class_names.len() != num_classes {
-        return Err(TrainError::Config(format!(
-            "the data set has {} classes but the model's head has {num_classes} outputs",
-            class_names.len()
-        )));
-    }
-    let logged_config = serde_json::json!({
-        "fit": config,
-        "train_pipeline": data.train.pipeline().to_string(),
-        "eval_pipeline": data.eval.as_ref().map(|l| l.pipeline().to_string()),
-        "batch_size": data.train.config().batch_size,
-        "shuffle": data.train.config().shuffle,
-        "data_seed": data.train.config().seed,
-        "extra": extra,
-    });
-
-    // Where the run starts, and its past.
-    let log_path = run_dir.join(LOG_FILE);
-    let (start_epoch, mut skip_steps, mut global_step, mut best, mut stale, mut history, mut log) =
-        match resume {
-            Some(point) => {
-                let saved: FitConfig = serde_json::from_value(point.state.config["fit"].clone())
-                    .map_err(|source| TrainError::Json {
-                        path: point.dir.join(checkpoint::STATE_FILE),
-                        source,
-                    })?;
-                if !saved.same_run_as(config) {
-                    return Err(TrainError::Checkpoint {
-                        path: point.dir.join(checkpoint::STATE_FILE),
-                        message: format!(
-                        "the run was started with another configuration; resume with the same flags (only --epochs may change)\n  saved:   {}\n  current: {}",
-                        serde_json::to_string(&saved).unwrap_or_default(),
-                        serde_json::to_string(config).unwrap_or_default()
-                    ),
-                    });
-                }
-                let history: Vec<EpochRecord> = read_log(&log_path)?
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        LogRecord::Epoch(e) if e.epoch <= point.state.epoch => Some(e),
-                        _ => None,
-                    })
-                    .collect();
-                let log = RunLog::resume(&log_path, point.state.epoch)?;
-                let best = point.state.best_epoch.zip(point.state.best_metric);
-                (
-                    point.state.epoch,
-                    point.state.step_in_epoch,
-                    point.state.global_step,
-                    best,
-                    point.state.epochs_without_improvement,
-                    history,
-                    log,
-                )
-            }
-            None => (
-                0,
-                0,
-                0,
-                None,
-                0,
-                Vec::new(),
-                RunLog::create(&log_path, &logged_config)?,
-            ),
-        };
-
-    let policy_at = |epoch: usize| match config.unfreeze {
-        Some(u) => u.policy_at(epoch),
-        None => config.freeze,
-    };
-    let mut stage = Stage::new(model, policy_at(start_epoch), config)?;
-    if let Some(point) = resume {
-        let (_, state) = checkpoint::load_checkpoint(&point.dir, &device)?;
-        stage.optimizer.load_state(&state)?;
-    }
-    let cache = FeatureCache::new(config.cache_features, config.feature_cache_dir.clone());
-    let progress = Progress::new(config.quiet);
-    let steps_per_epoch = data.train.len();
-    let mut stopped = StopReason::Completed;
-
-    for epoch in start_epoch..config.epochs {
-        let policy = policy_at(epoch);
-        if policy != stage.policy {
-            progress.println(&format!(
-                "epoch {}: unfreezing `{policy}` (was `{}`)",
-                epoch + 1,
-                stage.policy
-            ));
-            stage = Stage::new(model, policy, config)?;
-        }
-        let started = Instant::now();
-
-        // Training.
-        let frozen_prefix = stage.cut != Cut::Input;
-        if frozen_prefix && stage.train_features.is_none() && !data.train.pipeline().is_random() {
-            stage.train_features =
-                cache.features(model, &data.train, stage.cut, "train", &progress)?;
-        }
-        let mut metrics = MetricsAccumulator::new(num_classes);
-        let mut lr = 0.0;
-        let mut wait = Duration::ZERO;
-        let mut seen = 0usize;
-        let bar = progress.batches(epoch, config.epochs, steps_per_epoch);
-        let mut train_step = |step: usize, input: &Tensor, labels: &[u32]| -> Result<()> {
-            lr = config
-                .schedule
-                .lr(stage.base_lr, epoch, step, steps_per_epoch);
-            stage.optimizer.set_lr(lr);
-            if let Some(m) = config.schedule.momentum(epoch, step, steps_per_epoch) {
-                stage.optimizer.set_momentum(m);
-            }
-            let mode = Mode::Train {
-                dropout_seed: step_seed(config.seed, epoch, step),
-            };
-            let logits = model.forward_range(input, stage.cut, Cut::Logits, &mode)?;
-            let targets = Tensor::from_slice(labels, labels.len(), &device)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
-            let loss_value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
-            check_finite_loss(loss_value, epoch, step)?;
-            let grads = loss.backward()?;
-            stage.optimizer.step(&grads)?;
-            global_step += 1;
-            let host: Vec<f32> = logits.detach().flatten_all()?.to_vec1()?;
-            let labels: Vec<usize> = labels.iter().map(|&l| l as usize).collect();
-            metrics.update(&host, &labels, loss_value)?;
-            Ok(())
-        };
-        let mut interrupted_at = None;
-        match &stage.train_features {
-            Some(features) => {
-                let order = data.train.epoch_order(epoch as u64);
-                for (step, chunk) in order
-                    .chunks(data.train.config().batch_size)
-                    // `len()` already leaves out a short last batch under drop_last.
-                    .take(steps_per_epoch)
-                    .enumerate()
-                    .skip(skip_steps)
-                {
-                    let (input, labels) = features.gather(chunk)?;
-                    train_step(step, &input, &labels)?;
-                    seen += chunk.len();
-                    bar.update(step + 1, seen, Duration::ZERO);
-                    // After the last batch the epoch ends normally and the
-                    // interrupt is honoured once its checkpoint is written.
-                    if interrupt.load(Ordering::SeqCst) && step + 1 < steps_per_epoch {
-                        interrupted_at = Some(step + 1);
-                        break;
-                    }
-                }
-            }
-            None => {
-                let mut batches = data.train.epoch(epoch as u64);
-                let mut step = 0;
-                while let Some(batch) = batches.next() {
-                    let batch = batch?;
-                    if step >= skip_steps {
-                        let input = batch_tensor(&batch, &device)?;
-                        let input = if frozen_prefix {
-                            model
-                                .forward_range(&input, Cut::Input, stage.cut, &Mode::Eval)?
-                                .detach()
-                        } else {
-                            input
-                        };
-                        train_step(step, &input, batch.labels())?;
-                        seen += batch.len();
-                    }
-                    wait = batches.wait_time();
-                    bar.update(step + 1, seen, wait);
-                    step += 1;
-                    if interrupt.load(Ordering::SeqCst) && step < steps_per_epoch {
-                        interrupted_at = Some(step);
-                        break;
-                    }
-                }
-            }
-        }
-        bar.finish();
-        skip_steps = 0;
-        let train_seconds = started.elapsed().as_secs_f64();
-
-        if let Some(step_in_epoch) = interrupted_at {
-            let state = run_state(
-                config,
-                &logged_config,
-                epoch,
-                step_in_epoch,
-                global_step,
-                best,
-                stale,
-                &*stage.optimizer,
-            );
-            save_resume(run_dir, model, &state, &*stage.optimizer, false)?;
-            stopped = StopReason::Interrupted;
-            break;
-        }
-
-        // Evaluation.
-        let evaluate_now = config.eval_every > 0
-            && ((epoch + 1) % config.eval_every == 0 || epoch + 1 == config.epochs);
-        let test = match (&data.eval, evaluate_now) {
-            (Some(eval), true) => {
-                let eval_cut = model.first_trainable_cut();
-                if eval_cut != Cut::Input && stage.eval_features.is_none() {
-                    stage.eval_features =
-                        cache.features(model, eval, eval_cut, "eval", &progress)?;
-                }
-                Some(match &stage.eval_features {
-                    Some(f) => evaluate_features(model, f, eval_cut, num_classes, &progress)?,
-                    None => evaluate_loader(model, eval, num_classes, &progress, |_, _| Ok(()))?,
-                })
-            }
-            _ => None,
-        };
-
-        let record = EpochRecord {
-            epoch: epoch + 1,
-            epochs: config.epochs,
-            lr,
-            train: metrics.finish(),
-            test,
-            seconds: started.elapsed().as_secs_f64(),
-            images_per_sec: seen as f64 / train_seconds.max(1e-9),
-            data_wait_seconds: wait.as_secs_f64(),
-        };
-        log.epoch(&record)?;
-        progress.println(&record.summary());
-
-        // Best epoch, checkpoints, pictures.
-        let score = config.monitor.score(&record);
-        let improved = best.is_none_or(|(_, b)| score > b);
-        if improved {
-            best = Some((epoch + 1, score));
-            stale = 0;
-        } else {
-            stale += 1;
-        }
-        history.push(record);
-        let state = run_state(
-            config,
-            &logged_config,
-            epoch + 1,
-            0,
-            global_step,
-            best,
-            stale,
-            &*stage.optimizer,
-        );
-        save_resume(run_dir, model, &state, &*stage.optimizer, improved)?;
-        plot_history(&run_dir.join(HISTORY_PNG), &history)?;
-        let last = history.last().map(|r| r.test.as_ref().unwrap_or(&r.train));
-        if let Some(m) = last {
-            plot_confusion(&run_dir.join(CONFUSION_PNG), &m.confusion, &class_names)?;
-        }
-        if config.patience.is_some_and(|p| stale >= p) && epoch + 1 < config.epochs {
-            progress.println(&format!(
-                "early stop: {:?} has not improved for {stale} epochs (best at epoch {})",
-                config.monitor,
-                best.map_or(0, |b| b.0)
-            ));
-            stopped = StopReason::EarlyStopped;
-            break;
-        }
-        if interrupt.load(Ordering::SeqCst) {
-            stopped = StopReason::Interrupted;
-            break;
-        }
-    }
-
-    // After an interruption mid-epoch the model has moved past every
-    // evaluated epoch, the best included.
-    let best_is_last =
-        stopped != StopReason::Interrupted && best.map(|b| b.0) == history.last().map(|r| r.epoch);
-    export_weights(run_dir, model, best_is_last)?;
-    Ok(FitSummary {
-        history,
-        best_epoch: best.map(|b| b.0),
-        stopped,
-        run_dir: run_dir.to_path_buf(),
-    })
-}
-
-/// A training batch as a `[N, C, H, W]` tensor on `device`.
-pub fn batch_tensor(batch: &Batch, device: &Device) -> Result<Tensor> {
-    Ok(Tensor::from_slice(
-        batch.images(),
-        batch.shape().to_vec(),
-        device,
-    )?)
-}
-
-pub(crate) fn model_err(e: finetune_model::ModelError) -> TrainError {
-    TrainError::Model(e)
-}
-
-#[allow(clippy::too_many_arguments)] // one flat record of the loop's state; a struct would only rename it
-fn run_state(
-    config: &FitConfig,
-    logged_config: &serde_json::Value,
-    epoch: usize,
-    step_in_epoch: usize,
-    global_step: u64,
-    best: Option<(usize, f64)>,
-    stale: usize,
-    optimizer: &dyn Optimizer,
-) -> RunState {
-    RunState {
-        format_version: STATE_FORMAT_VERSION,
-        epoch,
-        step_in_epoch,
-        global_step,
-        best_metric: best.map(|b| b.1),
-        best_epoch: best.map(|b| b.0),
-        epochs_without_improvement: stale,
-        // Every random draw is a pure function of (seed, epoch, step): the
-        // generator itself carries no state worth saving beyond the seed.
-        rng: RngState {
-            seed: config.seed,
-            stream: 0,
-            word_pos: 0,
-        },
-        optimizer: optimizer.kind(),
-        config: logged_config.clone(),
-    }
-}
-
-/// Writes a complete resume checkpoint into a fresh directory: the tensors
-/// of the layers that trained (small when little trains: a head-only epoch
-/// does not rewrite 528 MB of frozen weights), those of the best epoch so
-/// far, the optimiser and the run state. Then points `resume.json` at it and
-/// removes the previous one: a crash at any moment leaves a complete
-/// checkpoint behind the pointer.
-fn save_resume(
-    run_dir: &Path,
-    model: &Vgg,
-    state: &RunState,
-    optimizer: &dyn Optimizer,
-    improved: bool,
-) -> Result<()> {
-    let previous = resume_point(run_dir)?;
-    let name = format!("checkpoint-{:08}", state.global_step);
-    let dir = run_dir.join(&name);
-    std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-    checkpoint::write_safetensors_atomic(&dir.join(CHANGED_FILE), &changed_tensors(model), None)?;
-    let best_before = previous.map(|p| p.dir.join(BEST_CHANGED_FILE));
-    match best_before.filter(|best| !improved && best.is_file()) {
-        Some(best) => checkpoint::link_atomic(&best, &dir.join(BEST_CHANGED_FILE))?,
-        None => checkpoint::link_atomic(&dir.join(CHANGED_FILE), &dir.join(BEST_CHANGED_FILE))?,
-    }
-    checkpoint::save_checkpoint(&dir, state, &optimizer.state()?)?;
-    let pointer = serde_json::to_vec(&ResumePointer { dir: name.clone() }).map_err(|source| {
-        TrainError::Json {
-            path: run_dir.join(RESUME_POINTER),
-            source,
-        }
-    })?;
-    checkpoint::write_file_atomic(&run_dir.join(RESUME_POINTER), &pointer)?;
-    // Older checkpoints are now unreachable; failing to delete one is harmless.
-    if let Ok(entries) = std::fs::read_dir(run_dir) {
-        for entry in entries.flatten() {
-            let file_name = entry.file_name().to_string_lossy().into_owned();
-            if file_name.starts_with("checkpoint-") && file_name != name {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes the full `last.safetensors` (the model as it is) and
-/// `best.safetensors` (with the best epoch's trained layers; a link to the
-/// former when the last epoch was the best), in torchvision's names, once the
-/// run stops.
-fn export_weights(run_dir: &Path, model: &Vgg, best_is_last: bool) -> Result<()> {
-    let Some(point) = resume_point(run_dir)? else {
-        return Ok(());
-    };
-    let last = run_dir.join(LAST_WEIGHTS);
-    model.save_safetensors(&last).map_err(model_err)?;
-    let best = run_dir.join(BEST_WEIGHTS);
-    if best_is_last {
-        return checkpoint::link_atomic(&last, &best);
-    }
-    let named = overlay_tensors(model, &point.dir.join(BEST_CHANGED_FILE))?;
-    checkpoint::write_safetensors_atomic(&best, &named, None)
-}
-
-/// Metrics of `model` on `loader` in eval mode, for `finetune eval`.
-pub fn evaluate(model: &Vgg, loader: &PrefetchLoader, quiet: bool) -> Result<Metrics> {
-    let progress = Progress::new(quiet);
-    evaluate_loader(
-        model,
-        loader,
-        model.config().num_classes,
-        &progress,
-        |_, _| Ok(()),
-    )
-}
-
-/// Like [`evaluate`], also handing `on_batch` each batch's dataset indices and
-/// softmax probabilities (`[batch * num_classes]`, row-major), for prediction
-/// files. An error from `on_batch` stops the evaluation and is returned.
-pub fn evaluate_with(
-    model: &Vgg,
-    loader: &PrefetchLoader,
-    quiet: bool,
-    on_batch: impl FnMut(&[usize], &[f32]) -> Result<()>,
-) -> Result<Metrics> {
-    let progress = Progress::new(quiet);
-    evaluate_loader(
-        model,
-        loader,
-        model.config().num_classes,
-        &progress,
-        on_batch,
-    )
 }
 
 #[cfg(test)]

@@ -3,13 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use finetune_model::VggConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-
-/// Indices of the max-pools in VGG16's `features` (cfg "D", torchvision
-/// `models/vgg.py`): they close conv blocks 1..=5.
-pub const VGG16_POOL_INDICES: [usize; 5] = [4, 9, 16, 23, 30];
 
 /// Which parameters train.
 ///
@@ -28,27 +25,17 @@ pub enum FreezePolicy {
     All,
 }
 
-/// Where the trainable part of the network begins; everything before it is a
-/// frozen prefix whose output can be cached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FirstTrainable {
-    /// `features.N` is the first trainable layer.
-    Features(usize),
-    /// `classifier.N` is the first trainable layer.
-    Classifier(usize),
-}
-
 impl FreezePolicy {
-    /// Whether `param_name` trains under this policy for VGG16.
-    pub fn is_trainable(&self, param_name: &str) -> bool {
-        self.is_trainable_with(param_name, &VGG16_POOL_INDICES)
+    /// Whether the parameter `param_name` (a torchvision name such as
+    /// `features.28.weight`) of the network `config` describes trains under
+    /// this policy. Its conv blocks end at `config`'s max-pools, which differ
+    /// for the `_bn` variants. Names outside `features.*` and `classifier.*`
+    /// train only under [`FreezePolicy::All`].
+    pub fn is_trainable(&self, param_name: &str, config: &VggConfig) -> bool {
+        self.is_trainable_with_pools(param_name, &config.pool_indices())
     }
 
-    /// Whether `param_name` trains, with the conv blocks delimited by
-    /// `pool_indices` (the `features` indices of the max-pools, ascending, which
-    /// differ for the `_bn` variants). Names outside `features.*` and
-    /// `classifier.*` train only under [`FreezePolicy::All`].
-    pub fn is_trainable_with(&self, param_name: &str, pool_indices: &[usize]) -> bool {
+    fn is_trainable_with_pools(&self, param_name: &str, pool_indices: &[usize]) -> bool {
         let layer = parse_layer(param_name);
         match (self, layer) {
             (FreezePolicy::All, _) => true,
@@ -61,24 +48,6 @@ impl FreezePolicy {
                 block_of(i, pool_indices) + k >= blocks
             }
             _ => false,
-        }
-    }
-
-    /// The first trainable layer for the network whose pools are at `pool_indices`.
-    pub fn first_trainable(&self, pool_indices: &[usize]) -> FirstTrainable {
-        match *self {
-            FreezePolicy::Head => FirstTrainable::Classifier(6),
-            FreezePolicy::Classifier | FreezePolicy::Blocks(0) => FirstTrainable::Classifier(0),
-            FreezePolicy::All => FirstTrainable::Features(0),
-            FreezePolicy::Blocks(k) => {
-                let blocks = pool_indices.len();
-                if k >= blocks {
-                    FirstTrainable::Features(0)
-                } else {
-                    // The block after the pool that closes block (blocks - k - 1).
-                    FirstTrainable::Features(pool_indices[blocks - k - 1] + 1)
-                }
-            }
         }
     }
 }
@@ -170,12 +139,6 @@ impl Unfreeze {
             self.then
         }
     }
-
-    /// Whether `epoch` is the first of the second phase (the loop rebuilds its
-    /// optimiser and drops cached features then).
-    pub fn switches_at(&self, epoch: usize) -> bool {
-        epoch == self.head_epochs && self.then != FreezePolicy::Head
-    }
 }
 
 #[cfg(test)]
@@ -198,9 +161,10 @@ mod tests {
     }
 
     fn trainable(p: FreezePolicy) -> Vec<String> {
+        let vgg16 = VggConfig::vgg16(10);
         vgg16_names()
             .into_iter()
-            .filter(|n| p.is_trainable(n))
+            .filter(|n| p.is_trainable(n, &vgg16))
             .collect()
     }
 
@@ -222,27 +186,23 @@ mod tests {
         assert_eq!(trainable(FreezePolicy::Blocks(5)).len(), 32);
         assert_eq!(trainable(FreezePolicy::Blocks(9)).len(), 32);
         assert_eq!(trainable(FreezePolicy::All).len(), 32);
-        assert!(!FreezePolicy::Classifier.is_trainable("head.fc.weight"));
-        assert!(FreezePolicy::All.is_trainable("head.fc.weight"));
+        let vgg16 = VggConfig::vgg16(10);
+        assert!(!FreezePolicy::Classifier.is_trainable("head.fc.weight", &vgg16));
+        assert!(FreezePolicy::All.is_trainable("head.fc.weight", &vgg16));
     }
 
     #[test]
     fn bn_variant_uses_its_own_pools() {
         // vgg16_bn: each conv is followed by BatchNorm and ReLU, pools at 6 13 23 33 43.
-        let pools = [6, 13, 23, 33, 43];
+        let bn = VggConfig::new(finetune_model::VggVariant::Vgg16, true, 10);
+        assert_eq!(bn.pool_indices(), [6, 13, 23, 33, 43]);
         let p = FreezePolicy::Blocks(1);
-        assert!(p.is_trainable_with("features.34.weight", &pools));
-        assert!(p.is_trainable_with("features.35.running_mean", &pools));
-        assert!(!p.is_trainable_with("features.30.weight", &pools));
-        assert_eq!(p.first_trainable(&pools), FirstTrainable::Features(34));
-        assert_eq!(
-            p.first_trainable(&VGG16_POOL_INDICES),
-            FirstTrainable::Features(24)
-        );
-        assert_eq!(
-            FreezePolicy::Head.first_trainable(&pools),
-            FirstTrainable::Classifier(6)
-        );
+        assert!(p.is_trainable("features.34.weight", &bn));
+        assert!(p.is_trainable("features.35.running_mean", &bn));
+        assert!(!p.is_trainable("features.30.weight", &bn));
+        // features.28 closes VGG16's last block but is in vgg16_bn's fourth.
+        assert!(p.is_trainable("features.28.weight", &VggConfig::vgg16(10)));
+        assert!(!p.is_trainable("features.28.weight", &bn));
     }
 
     #[test]
@@ -269,6 +229,5 @@ mod tests {
         };
         assert_eq!(u.policy_at(1), FreezePolicy::Head);
         assert_eq!(u.policy_at(2), FreezePolicy::All);
-        assert!(u.switches_at(2) && !u.switches_at(1) && !u.switches_at(3));
     }
 }

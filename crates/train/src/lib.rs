@@ -1,65 +1,94 @@
-//! Building blocks of the freeze-aware fine-tuning loop.
+//! The freeze-aware fine-tuning loop: [`fit`] trains a `finetune-model`
+//! VGG on batches from a `finetune-data` loader, and around it the parts a
+//! run is made of, each usable alone:
 //!
-//! This crate holds the parts of training that need neither a dataset nor a
-//! model: which parameters train ([`FreezePolicy`], [`Unfreeze`]), how they are
-//! updated ([`Sgd`] and [`AdamW`] with PyTorch's exact formulas and
-//! [`ParamGroup`]s), the learning rate over time ([`LrSchedule`]), what an
-//! epoch measured ([`MetricsAccumulator`]), and how a run survives crashes
-//! ([`checkpoint`]), is logged ([`RunLog`]) and drawn ([`plot_history`],
-//! [`plot_confusion`], and [`plot_image_grid`] for input previews). The loop that wires `finetune-data` and
-//! `finetune-model` together comes on top of these.
+//! - what trains: [`FreezePolicy`] (`head`, `classifier`, `blocks:K`, `all`)
+//!   and gradual unfreezing ([`Unfreeze`]); a frozen prefix runs as a
+//!   constant, its output cached when every epoch sees the same images;
+//! - how: [`Sgd`] and [`AdamW`] with PyTorch's exact formulas and
+//!   [`ParamGroup`]s, the learning rate over time ([`LrSchedule`]);
+//! - what it measured: [`MetricsAccumulator`], [`evaluate`], [`EarlyStopping`],
+//!   as text ([`report`], [`predictions_csv`]);
+//! - what it leaves: the run directory ([`RunDir`]: weights, log, pictures,
+//!   checkpoints to resume from exactly, what `eval` and `predict` read back).
+//!
+//! In the source: `fit.rs` is the loop, over a batch source (`source.rs`:
+//! images or cached features, `features.rs`, `feature_cache.rs`), one
+//! `step.rs` per batch shared with `evaluate.rs`; `early_stopping.rs`,
+//! `run_dir/`, `optim/`, `schedule.rs`, `freeze.rs`, `metrics.rs`, `log.rs`,
+//! `plot.rs` and `progress.rs` one concern each.
 //!
 //! ```
-//! use candle_core::{Device, Tensor, Var};
-//! use finetune_train::{FreezePolicy, LrSchedule, Optimizer, ParamGroup, Schedule, Sgd, SgdConfig};
+//! use std::sync::atomic::AtomicBool;
+//! use std::sync::Arc;
 //!
-//! # fn main() -> finetune_train::Result<()> {
-//! let policy: FreezePolicy = "blocks:1".parse()?;
-//! assert!(policy.is_trainable("features.28.weight"));
-//! assert!(!policy.is_trainable("features.21.weight"));
+//! use candle_core::Device;
+//! use finetune_data::transforms::Normalize;
+//! use finetune_data::{synthetic, LoaderConfig, Pipeline, PrefetchLoader, Split, Stl10};
+//! use finetune_model::{Vgg, VggConfig};
+//! use finetune_train::{fit, FitConfig, FitData, FreezePolicy, RunDir, StopReason};
 //!
-//! let w = Var::from_tensor(&Tensor::new(&[1.0f32, -2.0], &Device::Cpu)?)?;
-//! let groups = ParamGroup::new("head", vec![("classifier.6.weight".into(), w.clone())])
-//!     .split_bias_no_decay();
-//! let mut sgd = Sgd::new(groups, SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, ..Default::default() })?;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tmp = std::env::temp_dir().join(format!("finetune-train-doc-{}", std::process::id()));
+//! synthetic::write_stl10(&tmp, 8, 0, 0)?; // 8 training images, STL10 format
+//! let train = Arc::new(Stl10::open(&tmp, Split::Train, None)?);
+//! // A narrow VGG16 at 32x32 keeps the example fast.
+//! let config = VggConfig { width_divisor: 16, classifier_hidden: 32, ..VggConfig::vgg16(10) };
+//! let mut vgg = Vgg::new_random(config, 0, &Device::Cpu)?;
 //!
-//! let schedule = LrSchedule::new(Schedule::Cosine { t_max: 20, eta_min: 0.0 });
-//! sgd.set_lr(schedule.lr(0.1, 0, 0, 40));
-//! let loss = w.as_tensor().sqr()?.sum_all()?;
-//! sgd.step(&loss.backward()?)?;
+//! let pipeline = Pipeline::training((96, 96), 32, Normalize::stl10(), false);
+//! let loader_config = LoaderConfig { batch_size: 4, ..LoaderConfig::default() };
+//! let data = FitData { train: PrefetchLoader::new(train, pipeline, loader_config), eval: None };
+//! let mut recipe = FitConfig::recipe(1e-3);
+//! recipe.epochs = 1;
+//! recipe.freeze = FreezePolicy::Head; // the frozen rest runs once, cached
+//! recipe.quiet = true;
+//!
+//! let run = RunDir::new(tmp.join("run"));
+//! let stop = Arc::new(AtomicBool::new(false)); // raise it (e.g. on Ctrl-C) to stop and save
+//! let summary = fit(&mut vgg, &data, &recipe, &run, None, serde_json::Value::Null, stop)?;
+//! assert_eq!(summary.stopped, StopReason::Completed);
+//! assert!(run.file(finetune_train::BEST_WEIGHTS).is_file());
+//! # std::fs::remove_dir_all(&tmp)?;
 //! # Ok(())
 //! # }
 //! ```
 
-pub mod checkpoint;
+mod early_stopping;
 mod error;
 mod evaluate;
+mod feature_cache;
 mod features;
-pub mod fit;
+mod fit;
 mod freeze;
-pub mod log;
+mod log;
 mod metrics;
-mod nan;
 mod optim;
 mod plot;
 mod progress;
+mod report;
+mod run_dir;
 mod schedule;
+mod source;
+mod step;
 
-pub use checkpoint::{RngState, RunState};
+pub use early_stopping::{EarlyStopping, Monitor};
 pub use error::{Result, TrainError};
-pub use fit::{
-    evaluate, evaluate_with, fit, restore, resume_point, FitConfig, FitData, FitSummary, Monitor,
-    ResumePoint, StopReason, BEST_WEIGHTS, LAST_WEIGHTS,
-};
-pub use freeze::{FirstTrainable, FreezePolicy, Unfreeze, VGG16_POOL_INDICES};
-pub use log::{EpochRecord, LogRecord, RunLog};
+pub use evaluate::{evaluate, evaluate_with};
+pub use features::Features;
+pub use fit::{fit, FitConfig, FitData, FitSummary, StopReason};
+pub use freeze::{FreezePolicy, Unfreeze};
+pub use log::{read_log, EpochRecord, LogRecord, RunLog};
 pub use metrics::{ConfusionMatrix, Metrics, MetricsAccumulator};
-pub use nan::check_finite_loss;
 pub use optim::{
     AdamW, AdamWConfig, Optimizer, OptimizerConfig, OptimizerKind, OptimizerState, ParamGroup, Sgd,
     SgdConfig,
 };
-pub use plot::{
-    plot_confusion, plot_history, plot_image_grid, GridTile, CONFUSION_PNG, HISTORY_PNG,
+pub use plot::{plot_confusion, plot_history, plot_image_grid, GridTile};
+pub use report::{confusion_table, predictions_csv, report};
+pub use run_dir::{
+    ResumePoint, RunDir, RunSetup, RunState, ARGS_FILE, BEST_WEIGHTS, CONFUSION_PNG, HISTORY_PNG,
+    LAST_WEIGHTS, LOG_FILE, PREPROCESS_FILE, RESUME_POINTER, STATE_FORMAT_VERSION,
 };
 pub use schedule::{LrSchedule, Schedule, Warmup, WarmupUnit};
+pub use step::check_finite_loss;

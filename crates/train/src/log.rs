@@ -14,9 +14,6 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::Metrics;
 use crate::{Result, TrainError};
 
-/// File name of the run log inside a run directory.
-pub const LOG_FILE: &str = "log.jsonl";
-
 /// One line of the run log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -190,7 +187,7 @@ mod tests {
     #[test]
     fn config_first_then_epochs_and_resume() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(LOG_FILE);
+        let path = dir.path().join("log.jsonl");
         let config = serde_json::json!({"freeze": "head"});
         let mut log = RunLog::create(&path, &config).unwrap();
         log.epoch(&record(1)).unwrap();

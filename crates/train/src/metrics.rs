@@ -1,5 +1,6 @@
 //! Classification metrics accumulated over an epoch from host-side logits.
 
+use finetune_data::Label;
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, TrainError};
@@ -86,7 +87,7 @@ impl MetricsAccumulator {
     /// Adds a batch: row-major `logits` (`labels.len() * num_classes`), the
     /// true `labels`, and the batch's mean loss (weighted by batch size so the
     /// epoch loss is a per-sample mean, whatever the last batch's size).
-    pub fn update(&mut self, logits: &[f32], labels: &[usize], mean_loss: f64) -> Result<()> {
+    pub fn update(&mut self, logits: &[f32], labels: &[Label], mean_loss: f64) -> Result<()> {
         let c = self.num_classes;
         if logits.len() != labels.len() * c {
             return Err(TrainError::Config(format!(
@@ -97,6 +98,7 @@ impl MetricsAccumulator {
             )));
         }
         for (row, &label) in logits.chunks_exact(c.max(1)).zip(labels) {
+            let label = label as usize;
             if label >= c {
                 return Err(TrainError::Config(format!(
                     "metrics: label {label} out of range for {c} classes"
@@ -138,7 +140,7 @@ impl MetricsAccumulator {
 }
 
 /// The first index of the largest logit, like `torch.argmax`.
-fn argmax(row: &[f32]) -> usize {
+pub(crate) fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in row.iter().enumerate() {
         if v > row[best] {

@@ -1,7 +1,7 @@
 //! PNG pictures of a run: loss and accuracy per epoch, and the confusion matrix.
 //!
 //! Drawn with plotters into an RGB buffer, encoded as PNG with `image`, and
-//! written through [`crate::checkpoint::write_file_atomic`], so a viewer never
+//! written through [`finetune_model::atomic::write_file_atomic`], so a viewer never
 //! sees half a picture. Labels use a built-in bitmap font (see `font.rs`).
 
 mod font;
@@ -9,18 +9,13 @@ mod font;
 use std::ops::Range;
 use std::path::Path;
 
+use finetune_model::atomic::write_file_atomic;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::checkpoint::write_file_atomic;
 use crate::log::EpochRecord;
 use crate::metrics::ConfusionMatrix;
 use crate::{Result, TrainError};
-
-/// File name of the loss/accuracy picture inside a run directory.
-pub const HISTORY_PNG: &str = "history.png";
-/// File name of the confusion-matrix picture inside a run directory.
-pub const CONFUSION_PNG: &str = "confusion.png";
 
 const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const TEST_COLOR: RGBColor = RGBColor(214, 39, 40);
@@ -225,7 +220,7 @@ pub fn plot_image_grid(path: &Path, tiles: &[GridTile], columns: usize) -> Resul
     image
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| bad(e.to_string()))?;
-    write_file_atomic(path, &png)
+    Ok(write_file_atomic(path, &png)?)
 }
 
 /// Shortens `s` to fit `width` pixels at scale 1.
@@ -260,7 +255,7 @@ fn render_png(path: &Path, size: (u32, u32), draw: impl FnOnce(&Area) -> Result<
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-    write_file_atomic(path, &png)
+    Ok(write_file_atomic(path, &png)?)
 }
 
 /// A plotters error; the path is filled in by [`render_png`].

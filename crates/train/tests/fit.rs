@@ -10,8 +10,8 @@ use candle_core::{DType, Device, Tensor};
 use finetune_data::{DataError, Dataset, Label, LoaderConfig, Pipeline, PrefetchLoader};
 use finetune_model::{Vgg, VggConfig, VggVariant};
 use finetune_train::{
-    fit, restore, resume_point, FitConfig, FitData, FreezePolicy, LrSchedule, OptimizerConfig,
-    Schedule, SgdConfig, StopReason, TrainError, BEST_WEIGHTS, LAST_WEIGHTS,
+    fit, FitConfig, FitData, FreezePolicy, LrSchedule, OptimizerConfig, RunDir, Schedule,
+    SgdConfig, StopReason, TrainError, BEST_WEIGHTS, LAST_WEIGHTS,
 };
 
 const FIXTURE: &str = concat!(
@@ -144,7 +144,7 @@ fn run(
         model,
         data,
         config,
-        dir,
+        &RunDir::new(dir),
         None,
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(false)),
@@ -153,18 +153,7 @@ fn run(
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    let a = a.to_dtype(DType::F32).unwrap();
-    let b = b.to_dtype(DType::F32).unwrap();
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    finetune_model::max_abs_diff(a, b).unwrap()
 }
 
 /// The criterion: `max|w_ours - w_torch| <= 1e-3 * max|w_torch - w_init|`
@@ -297,7 +286,10 @@ fn run_directory_holds_weights_log_pictures_and_a_resume_point() {
     for ((n, a), (_, b)) in m.to_named_tensors().iter().zip(back.to_named_tensors()) {
         assert_eq!(max_abs_diff(a, &b), 0.0, "{n}");
     }
-    let point = resume_point(dir.path()).unwrap().expect("a resume point");
+    let point = RunDir::new(dir.path())
+        .resume_point()
+        .unwrap()
+        .expect("a resume point");
     assert_eq!(point.state.epoch, 2);
     assert!(point.changed.is_file());
 }
@@ -335,21 +327,21 @@ fn a_run_interrupted_mid_epoch_and_resumed_ends_like_the_uninterrupted_run() {
         &mut first,
         &data,
         &config,
-        dir_b.path(),
+        &RunDir::new(dir_b.path()),
         None,
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(true)),
     )
     .unwrap();
     assert_eq!(summary.stopped, StopReason::Interrupted);
-    let point = resume_point(dir_b.path()).unwrap().unwrap();
+    let point = RunDir::new(dir_b.path()).resume_point().unwrap().unwrap();
     assert_eq!((point.state.epoch, point.state.step_in_epoch), (0, 1));
-    let mut resumed = restore(&model(&fx), &point).unwrap();
+    let mut resumed = point.restore(&model(&fx)).unwrap();
     let summary = fit(
         &mut resumed,
         &data,
         &config,
-        dir_b.path(),
+        &RunDir::new(dir_b.path()),
         Some(&point),
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(false)),
@@ -375,12 +367,12 @@ fn resuming_with_another_configuration_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = model(&fx);
     run(&mut m, &data, &config(FreezePolicy::Head, 1), dir.path());
-    let point = resume_point(dir.path()).unwrap().unwrap();
+    let point = RunDir::new(dir.path()).resume_point().unwrap().unwrap();
     let err = fit(
         &mut m,
         &data,
         &config(FreezePolicy::All, 2),
-        dir.path(),
+        &RunDir::new(dir.path()),
         Some(&point),
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(false)),
@@ -415,14 +407,14 @@ fn a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         &mut m,
         &data,
         &config,
-        dir.path(),
+        &RunDir::new(dir.path()),
         None,
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(false)),
     )
     .unwrap_err();
     assert!(matches!(err, TrainError::NonFiniteLoss { .. }), "{err}");
-    let point = resume_point(dir.path()).unwrap().unwrap();
+    let point = RunDir::new(dir.path()).resume_point().unwrap().unwrap();
     assert_eq!(
         point.state.epoch, 1,
         "the checkpoint of the last good epoch"
@@ -431,7 +423,7 @@ fn a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         !dir.path().join(LAST_WEIGHTS).exists(),
         "nothing is exported from a diverged run"
     );
-    let good = restore(&model(&fx), &point).unwrap();
+    let good = point.restore(&model(&fx)).unwrap();
     for (name, t) in good.to_named_tensors() {
         let finite = t
             .to_dtype(DType::F32)

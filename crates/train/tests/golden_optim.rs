@@ -10,11 +10,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor, Var};
-use finetune_train::checkpoint::{
-    load_checkpoint, save_checkpoint, RunState, STATE_FORMAT_VERSION,
+use finetune_model::atomic::write_safetensors_atomic;
+use finetune_train::{
+    AdamWConfig, Optimizer, OptimizerConfig, OptimizerState, ParamGroup, SgdConfig,
 };
-use finetune_train::{AdamWConfig, Optimizer, OptimizerConfig, ParamGroup, RngState, SgdConfig};
-use rand_chacha::rand_core::SeedableRng;
 use serde_json::Value;
 
 const STEPS: usize = 5;
@@ -144,34 +143,32 @@ fn resume_through_a_checkpoint_is_exact() {
         for s in 0..STEPS {
             step(&fx, case, opt.as_mut(), &vars, s);
         }
-        // Interrupted after 2 steps: checkpoint, then a fresh optimiser resumes.
+        // Interrupted after 2 steps: the state and the configuration go to
+        // files, then a fresh optimiser resumes from them.
         let (vars_a, g) = groups(case, &params0(&fx));
         let mut opt_a = config(case).build(g).unwrap();
         for s in 0..2 {
             step(&fx, case, opt_a.as_mut(), &vars_a, s);
         }
         let dir = tempfile::tempdir().unwrap();
-        let run = RunState {
-            format_version: STATE_FORMAT_VERSION,
-            epoch: 0,
-            step_in_epoch: 0,
-            global_step: 2,
-            best_metric: None,
-            best_epoch: None,
-            epochs_without_improvement: 0,
-            rng: RngState::capture(1, &rand_chacha::ChaCha8Rng::seed_from_u64(1)),
-            optimizer: opt_a.kind(),
-            config: serde_json::to_value(config(case)).unwrap(),
-        };
-        save_checkpoint(dir.path(), &run, &opt_a.state().unwrap()).unwrap();
+        let state_file = dir.path().join("optimizer.safetensors");
+        let saved = opt_a.state().unwrap();
+        let named: Vec<(String, Tensor)> = saved.tensors.into_iter().collect();
+        write_safetensors_atomic(&state_file, &named, None).unwrap();
+        let config_file = dir.path().join("config.json");
+        std::fs::write(&config_file, serde_json::to_vec(&config(case)).unwrap()).unwrap();
         let current: Vec<Tensor> = vars_a
             .iter()
             .map(|v| v.as_tensor().copy().unwrap())
             .collect();
         drop(opt_a);
 
-        let (loaded_run, state) = load_checkpoint(dir.path(), &Device::Cpu).unwrap();
-        let cfg: OptimizerConfig = serde_json::from_value(loaded_run.config).unwrap();
+        let cfg: OptimizerConfig =
+            serde_json::from_slice(&std::fs::read(&config_file).unwrap()).unwrap();
+        let state = OptimizerState {
+            kind: cfg.kind(),
+            tensors: candle_core::safetensors::load(&state_file, &Device::Cpu).unwrap(),
+        };
         let (vars_b, g) = groups(case, &current);
         let mut opt_b = cfg.build(g).unwrap();
         opt_b.load_state(&state).unwrap();

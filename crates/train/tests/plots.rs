@@ -13,7 +13,8 @@ fn records(n: usize) -> Vec<EpochRecord> {
                 let pred = if i < right { label } else { (label + 1) % 3 };
                 let mut logits = [0f32; 3];
                 logits[pred] = 1.0;
-                m.update(&logits, &[label], 2.0 / epoch as f64).unwrap();
+                m.update(&logits, &[label as u32], 2.0 / epoch as f64)
+                    .unwrap();
             }
             let metrics = m.finish();
             EpochRecord {

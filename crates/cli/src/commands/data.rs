@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use finetune_cli::setup::{open_split, DataOptions, Preprocess};
-use finetune_data::{LoaderConfig, PrefetchLoader, Split};
+use finetune_data::{DataOptions, LoaderConfig, Pipeline, PrefetchLoader, Split};
+
+use super::{check_image_size, open_split, Statistics};
 
 pub const ABOUT: &str = "\
 Tools for the input data. `finetune data bench` measures how many training
@@ -63,8 +64,8 @@ struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 96)]
     image_size: usize,
     /// Normalisation statistics: stl10 or imagenet.
-    #[arg(long, default_value = "stl10", value_parser = ["stl10", "imagenet"])]
-    normalize: String,
+    #[arg(long, value_enum, default_value_t = Statistics::Stl10)]
+    normalize: Statistics,
     /// Seed of the shuffle and augmentation.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
@@ -81,19 +82,24 @@ fn bench(args: BenchArgs) -> Result<()> {
     if args.epochs == 0 || args.batch_size == 0 || args.threads == Some(0) {
         bail!("--epochs, --batch-size and --threads must be at least 1");
     }
+    check_image_size(args.image_size)?;
     let options = DataOptions {
         image_size: args.image_size,
         split_seed: args.seed,
         ..DataOptions::default()
     };
     let dataset = open_split(&args.data, Split::Train, &options)?;
-    let preprocess = Preprocess::resolve(None, None, Some(args.image_size), Some(&args.normalize))?;
-    let pipeline = preprocess.train_pipeline(dataset.image_dims(), !args.no_augment);
+    let pipeline = Pipeline::training(
+        dataset.image_dims(),
+        args.image_size,
+        args.normalize.normalize(),
+        !args.no_augment,
+    );
     println!(
         "{} training images, batch {}, {}; {} threads",
         dataset.len(),
         args.batch_size,
-        preprocess.describe(&pipeline),
+        pipeline.describe(),
         args.threads
             .map_or_else(|| "all".to_string(), |n| n.to_string())
     );

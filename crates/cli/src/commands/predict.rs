@@ -5,16 +5,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use clap::Args;
-use finetune_cli::setup::{select_device, Preprocess, RunArgs};
-use finetune_model::Mode;
+use finetune_data::transforms::RgbImage;
+use finetune_data::Pipeline;
+use finetune_model::{select_device, Mode};
+use finetune_train::RunSetup;
 
 use super::{load_model, ModelFlags};
 
 pub const ABOUT: &str = "\
 Print the most likely classes of image files, with their probabilities.
 
-Images of any size and format the `image` crate decodes (PNG, JPEG, BMP, GIF,
-WebP, ...) are converted to RGB and resized to the network's input size with
+Images of any size in PNG, JPEG or WebP (told by their content, not their
+name) are converted to RGB and resized to the network's input size with
 the same bilinear resize training used for image folders, then normalised as in
 training. When the weights sit in a run directory of `finetune train` (e.g.
 RUN/best.safetensors), its preprocess.json gives the architecture, image size,
@@ -59,33 +61,25 @@ pub fn run(args: PredictArgs) -> Result<()> {
         bail!("--top must be at least 1");
     }
     let device = select_device(&args.device)?;
-    let preprocess = args.model.preprocess(&args.weights)?;
+    let setup = args.model.setup(&args.weights)?;
     let num_classes = finetune_model::stored_num_classes(&args.weights)
         .with_context(|| format!("cannot read the weights {}", args.weights.display()))?;
-    let names = class_names(args.labels.as_deref(), &preprocess, num_classes)?;
-    let run_args = RunArgs::beside(&args.weights)?;
-    let model = load_model(
-        &args.weights,
-        &preprocess,
-        &args.model.network(&run_args),
-        num_classes,
-        &device,
-    )?;
+    let names = class_names(args.labels.as_deref(), &setup, num_classes)?;
+    let model = load_model(&args.weights, &setup, num_classes, &device)?;
 
     // Decode everything first, so an unreadable file fails before any compute.
-    let side = preprocess.image_size;
+    let side = setup.image_size;
     let mut inputs = Vec::with_capacity(args.images.len());
     for path in &args.images {
-        inputs.push(prepare(path, &preprocess)?);
+        inputs.push(prepare(path, &setup)?);
     }
     let top = args.top.min(num_classes);
     for (paths, chunk) in args.images.chunks(BATCH).zip(inputs.chunks(BATCH)) {
         let flat: Vec<f32> = chunk.concat();
         let x = Tensor::from_vec(flat, (chunk.len(), 3, side, side), &device)?;
         let logits = model.forward_t(&x, &Mode::Eval)?;
-        let logits: Vec<Vec<f32>> = logits.to_device(&candle_core::Device::Cpu)?.to_vec2()?;
-        for (path, logits) in paths.iter().zip(logits) {
-            let probs = softmax(&logits);
+        let probs: Vec<Vec<f32>> = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2()?;
+        for (path, probs) in paths.iter().zip(probs) {
             let mut order: Vec<usize> = (0..probs.len()).collect();
             order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
             println!("{}", path.display());
@@ -104,32 +98,21 @@ pub fn run(args: PredictArgs) -> Result<()> {
 
 /// Decodes `path` to RGB and applies the evaluation transforms (a resize to
 /// the network's side when needed, ToTensor, Normalize): CHW f32.
-fn prepare(path: &Path, preprocess: &Preprocess) -> Result<Vec<f32>> {
-    let unreadable = |e: String| anyhow::anyhow!("cannot read image {}: {e}", path.display());
-    let rgb = image::ImageReader::open(path)
-        .map_err(|e| unreadable(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| unreadable(e.to_string()))?
-        .decode()
-        .map_err(|e| unreadable(e.to_string()))?
-        .into_rgb8();
-    let dims = (rgb.height() as usize, rgb.width() as usize);
-    let pipeline = preprocess.eval_pipeline(dims);
-    let side = preprocess.image_size;
+fn prepare(path: &Path, setup: &RunSetup) -> Result<Vec<f32>> {
+    let rgb = RgbImage::open(path)?;
+    let dims = rgb.dims();
+    let pipeline = Pipeline::evaluation(dims, setup.image_size, setup.normalize());
+    let side = setup.image_size;
     let mut out = vec![0f32; 3 * side * side];
     // The evaluation pipeline draws nothing at random, so no choices are given.
     pipeline
-        .apply_choices(rgb.as_raw(), dims, &[], &mut out)
-        .map_err(|e| unreadable(e.to_string()))?;
+        .apply_choices(&rgb.data, dims, &[], &mut out)
+        .with_context(|| format!("cannot read image {}", path.display()))?;
     Ok(out)
 }
 
 /// Class names from `--labels`, else the run's, else `class N`.
-fn class_names(
-    labels: Option<&Path>,
-    preprocess: &Preprocess,
-    num_classes: usize,
-) -> Result<Vec<String>> {
+fn class_names(labels: Option<&Path>, setup: &RunSetup, num_classes: usize) -> Result<Vec<String>> {
     if let Some(path) = labels {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read --labels {}", path.display()))?;
@@ -148,18 +131,10 @@ fn class_names(
         }
         return Ok(names);
     }
-    if preprocess.class_names.len() == num_classes {
-        return Ok(preprocess.class_names.clone());
+    if setup.class_names.len() == num_classes {
+        return Ok(setup.class_names.clone());
     }
     Ok((0..num_classes).map(|c| format!("class {c}")).collect())
-}
-
-/// Softmax of one row of logits, computed stably (max subtracted).
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
-    let sum: f32 = exp.iter().sum();
-    exp.iter().map(|e| e / sum).collect()
 }
 
 #[cfg(test)]
@@ -167,15 +142,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn softmax_sums_to_one_and_keeps_order() {
-        let p = softmax(&[1000.0, 1001.0, 999.0]);
-        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!(p[1] > p[0] && p[0] > p[2]);
-    }
-
-    #[test]
     fn class_names_fall_back_to_numbers() {
-        let p = Preprocess::new(96, "stl10", "vgg16", vec!["a".into(), "b".into()]).unwrap();
+        let p = RunSetup {
+            class_names: vec!["a".into(), "b".into()],
+            ..RunSetup::recipe()
+        };
         assert_eq!(class_names(None, &p, 2).unwrap(), ["a", "b"]);
         assert_eq!(
             class_names(None, &p, 3).unwrap(),

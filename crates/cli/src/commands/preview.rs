@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use finetune_cli::setup::{open_split, DataOptions, Preprocess};
-use finetune_data::{Batch, LoaderConfig, PrefetchLoader, Split};
+use finetune_data::transforms::Normalize;
+use finetune_data::{Batch, DataOptions, LoaderConfig, Pipeline, PrefetchLoader, Split, UNLABELED};
 use finetune_train::{plot_image_grid, GridTile};
+
+use super::{check_image_size, open_split, Statistics};
 
 pub const ABOUT: &str = "\
 Draw a labelled grid of the images the network is fed, to check the data and
@@ -32,8 +34,8 @@ pub struct PreviewArgs {
     #[arg(long, value_name = "FILE.png")]
     pub out: PathBuf,
     /// Which split to show: train, test or unlabeled (STL10 only).
-    #[arg(long, default_value = "train", value_parser = ["train", "test", "unlabeled"])]
-    pub split: String,
+    #[arg(long, default_value = "train")]
+    pub split: Split,
     /// Number of images.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub count: usize,
@@ -50,8 +52,8 @@ pub struct PreviewArgs {
     #[arg(long, value_name = "N", default_value_t = 96)]
     pub image_size: usize,
     /// Normalisation statistics: stl10 or imagenet (undone for display).
-    #[arg(long, default_value = "stl10", value_parser = ["stl10", "imagenet"])]
-    pub normalize: String,
+    #[arg(long, value_enum, default_value_t = Statistics::Stl10)]
+    pub normalize: Statistics,
 }
 
 /// Runs `finetune preview`.
@@ -59,7 +61,8 @@ pub fn run(args: PreviewArgs) -> Result<()> {
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
-    let split: Split = args.split.parse()?;
+    check_image_size(args.image_size)?;
+    let split = args.split;
     let options = DataOptions {
         image_size: args.image_size,
         split_seed: args.seed,
@@ -67,13 +70,14 @@ pub fn run(args: PreviewArgs) -> Result<()> {
     };
     let dataset = open_split(&args.data, split, &options)?;
     let class_names = dataset.class_names().to_vec();
-    let preprocess = Preprocess::resolve(None, None, Some(args.image_size), Some(&args.normalize))?;
+    let normalize = args.normalize.normalize();
+    let (dims, size) = (dataset.image_dims(), args.image_size);
     let pipeline = if split == Split::Train {
-        preprocess.train_pipeline(dataset.image_dims(), !args.no_augment)
+        Pipeline::training(dims, size, normalize, !args.no_augment)
     } else {
-        preprocess.eval_pipeline(dataset.image_dims())
+        Pipeline::evaluation(dims, size, normalize)
     };
-    let description = preprocess.describe(&pipeline);
+    let description = pipeline.describe();
     let config = LoaderConfig {
         batch_size: args.count,
         shuffle: true,
@@ -85,7 +89,7 @@ pub fn run(args: PreviewArgs) -> Result<()> {
         .epoch(0)
         .next()
         .context("the split holds no images")??;
-    let tiles = tiles(&batch, &preprocess, &class_names);
+    let tiles = tiles(&batch, &normalize, &class_names);
     let columns = args
         .columns
         .unwrap_or_else(|| (tiles.len() as f64).sqrt().ceil() as usize);
@@ -99,23 +103,15 @@ pub fn run(args: PreviewArgs) -> Result<()> {
 }
 
 /// Each image of `batch` de-normalised back to HWC u8 RGB, with its caption.
-fn tiles(batch: &Batch, preprocess: &Preprocess, class_names: &[String]) -> Vec<GridTile> {
+fn tiles(batch: &Batch, normalize: &Normalize, class_names: &[String]) -> Vec<GridTile> {
     let [n, _, h, w] = batch.shape();
-    let plane = h * w;
+    let size = 3 * h * w;
     (0..n)
         .map(|i| {
-            let chw = &batch.images()[i * 3 * plane..(i + 1) * 3 * plane];
-            let mut rgb = vec![0u8; 3 * plane];
-            for c in 0..3 {
-                let (mean, std) = (preprocess.mean[c], preprocess.std[c]);
-                for p in 0..plane {
-                    let v = chw[c * plane + p] * std + mean;
-                    rgb[3 * p + c] = (v * 255.0).round().clamp(0.0, 255.0) as u8;
-                }
-            }
+            let chw = &batch.images()[i * size..(i + 1) * size];
+            let rgb = normalize.invert(chw, (h, w)).data;
             let label = batch.labels()[i];
-            // The loader marks unlabeled images with u32::MAX (see finetune_data::UNLABELED).
-            let caption = if label == u32::MAX {
+            let caption = if label == UNLABELED {
                 "unlabeled".to_string()
             } else {
                 let name = class_names.get(label as usize).map(String::as_str);

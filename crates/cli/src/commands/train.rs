@@ -5,20 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
-use finetune_cli::setup::{open_split, parse_arch, select_device, DataOptions, Preprocess};
-use finetune_data::{LoaderConfig, PrefetchLoader, Split};
-use finetune_model::Vgg;
+use clap::{Args, ValueEnum};
+use finetune_data::{DataOptions, LoaderConfig, Pipeline, PrefetchLoader, Split};
+use finetune_model::{select_device, Vgg, VggConfig};
 use finetune_train::{
-    fit, restore, resume_point, AdamWConfig, FitConfig, FitData, FreezePolicy, LrSchedule, Monitor,
-    OptimizerConfig, Schedule, SgdConfig, StopReason, Unfreeze, Warmup, WarmupUnit, BEST_WEIGHTS,
-    LAST_WEIGHTS,
+    fit, AdamWConfig, FitConfig, FitData, FreezePolicy, LrSchedule, Monitor, OptimizerConfig,
+    OptimizerKind, RunDir, RunSetup, Schedule, SgdConfig, StopReason, Unfreeze, Warmup, WarmupUnit,
+    ARGS_FILE, BEST_WEIGHTS, LAST_WEIGHTS,
 };
 use serde::{Deserialize, Serialize};
 
-/// The command line as given, saved in the run directory so `--resume`
-/// continues the same run.
-const ARGS_FILE: &str = "args.json";
+use super::{as_text, check_image_size, open_split, Statistics};
 
 /// The recipe's run length.
 const DEFAULT_EPOCHS: usize = 20;
@@ -98,8 +95,8 @@ pub struct TrainArgs {
     pub backbone_lr_scale: f64,
 
     /// Optimiser: `sgd` or `adamw` (PyTorch's update rules).
-    #[arg(long, default_value = "sgd", value_parser = ["sgd", "adamw"])]
-    pub optimizer: String,
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: OptimizerKind,
     /// Base learning rate. The recipe's companion article uses 1e-5, which
     /// barely moves in 20 epochs; 1e-3 is a sane SGD default for fine-tuning.
     #[arg(long, default_value_t = 1e-3)]
@@ -119,8 +116,8 @@ pub struct TrainArgs {
     /// Learning-rate schedule: `none`, `step` (x --gamma every --step-size
     /// epochs), `cosine` (PyTorch's CosineAnnealingLR over the run) or
     /// `onecycle` (PyTorch's OneCycleLR with --lr as the peak).
-    #[arg(long, default_value = "cosine", value_parser = ["none", "step", "cosine", "onecycle"])]
-    pub schedule: String,
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Cosine)]
+    pub schedule: ScheduleKind,
     /// Epochs between decays of the step schedule.
     #[arg(long, default_value_t = 7)]
     pub step_size: usize,
@@ -172,10 +169,11 @@ pub struct TrainArgs {
     pub num_classes: Option<usize>,
     /// Architecture: vgg11, vgg13, vgg16, vgg19, optionally with _bn.
     #[arg(long, default_value = "vgg16")]
-    pub arch: String,
+    #[serde(with = "as_text")]
+    pub arch: VggConfig,
     /// Normalisation statistics: stl10 (the recipe's) or imagenet.
-    #[arg(long, default_value = "stl10", value_parser = ["stl10", "imagenet"])]
-    pub normalize: String,
+    #[arg(long, value_enum, default_value_t = Statistics::Stl10)]
+    pub normalize: Statistics,
     /// Train on one of STL10's ten predefined 1 000-image folds (0..9).
     #[arg(long, value_name = "K")]
     pub fold: Option<usize>,
@@ -203,18 +201,33 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
+/// The learning-rate schedules `--schedule` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// The base learning rate throughout.
+    None,
+    /// x --gamma every --step-size epochs (PyTorch's StepLR).
+    Step,
+    /// PyTorch's CosineAnnealingLR over the run.
+    Cosine,
+    /// PyTorch's OneCycleLR with --lr as the peak.
+    Onecycle,
+}
+
 impl TrainArgs {
     /// The saved flags of the run in `dir`, with this command's --epochs and --quiet.
     fn resumed(&self, dir: &Path) -> Result<TrainArgs> {
-        let path = dir.join(ARGS_FILE);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
+        let run = RunDir::new(dir);
+        if !run.file(ARGS_FILE).is_file() {
+            bail!(
                 "cannot resume {}: no {ARGS_FILE} there (is it a run directory of `finetune train`?)",
                 dir.display()
-            )
-        })?;
-        let mut saved: TrainArgs = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a valid run configuration", path.display()))?;
+            );
+        }
+        let mut saved: TrainArgs = run
+            .read_args()
+            .with_context(|| format!("{} is not a valid run configuration", dir.display()))?;
         // The schedule keeps the length the run started with; only the
         // number of epochs run changes.
         saved.schedule_epochs = Some(saved.epochs.unwrap_or(DEFAULT_EPOCHS));
@@ -228,14 +241,14 @@ impl TrainArgs {
     fn fit_config(&self) -> Result<FitConfig> {
         let epochs = self.epochs.unwrap_or(DEFAULT_EPOCHS);
         let schedule_epochs = self.schedule_epochs.unwrap_or(epochs);
-        let optimizer = match self.optimizer.as_str() {
-            "adamw" => OptimizerConfig::AdamW(AdamWConfig {
+        let optimizer = match self.optimizer {
+            OptimizerKind::AdamW => OptimizerConfig::AdamW(AdamWConfig {
                 lr: self.lr,
                 beta1: self.momentum,
                 weight_decay: self.weight_decay,
                 ..AdamWConfig::default()
             }),
-            _ => OptimizerConfig::Sgd(SgdConfig {
+            OptimizerKind::Sgd => OptimizerConfig::Sgd(SgdConfig {
                 lr: self.lr,
                 momentum: self.momentum,
                 nesterov: self.nesterov,
@@ -243,14 +256,14 @@ impl TrainArgs {
                 ..SgdConfig::default()
             }),
         };
-        let schedule = match self.schedule.as_str() {
-            "none" => Schedule::Constant,
-            "step" => Schedule::Step {
+        let schedule = match self.schedule {
+            ScheduleKind::None => Schedule::Constant,
+            ScheduleKind::Step => Schedule::Step {
                 step_size: self.step_size,
                 gamma: self.gamma,
             },
-            "onecycle" => Schedule::one_cycle(schedule_epochs),
-            _ => Schedule::Cosine {
+            ScheduleKind::Onecycle => Schedule::one_cycle(schedule_epochs),
+            ScheduleKind::Cosine => Schedule::Cosine {
                 t_max: schedule_epochs,
                 eta_min: 0.0,
             },
@@ -302,6 +315,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let (Some(data_dir), Some(out)) = (args.data.clone(), args.out.clone()) else {
         bail!("--data and --out are required (or --resume RUN_DIR)");
     };
+    check_image_size(args.image_size)?;
     let config = args.fit_config()?;
     let device = select_device(&args.device)?;
 
@@ -320,16 +334,31 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let class_names = train_set.class_names().to_vec();
     let num_classes = args.num_classes.unwrap_or(class_names.len());
-    let preprocess = Preprocess::new(args.image_size, &args.normalize, &args.arch, class_names)?;
+    let normalize = args.normalize.normalize();
+    let setup = RunSetup {
+        image_size: args.image_size,
+        mean: normalize.mean,
+        std: normalize.std,
+        arch: args.arch.name(),
+        class_names,
+        width_divisor: args.width_divisor,
+        classifier_hidden: args.classifier_hidden,
+        split_seed: args.seed,
+        test_fraction: args.test_fraction,
+    };
 
     // The model: from the resume checkpoint, or the given weights.
-    let mut vgg_config = parse_arch(&args.arch, num_classes)?;
-    vgg_config.dropout = args.dropout;
-    vgg_config.width_divisor = args.width_divisor;
-    vgg_config.classifier_hidden = args.classifier_hidden;
-    vgg_config.seed = args.seed;
+    let vgg_config = VggConfig {
+        num_classes,
+        dropout: args.dropout,
+        width_divisor: args.width_divisor,
+        classifier_hidden: args.classifier_hidden,
+        seed: args.seed,
+        ..args.arch.clone()
+    };
+    let run = RunDir::new(&out);
     let resume = match &args.resume {
-        Some(dir) => Some(resume_point(dir)?.with_context(|| {
+        Some(dir) => Some(run.resume_point()?.with_context(|| {
             format!(
                 "{} has no checkpoint yet: start the run again without --resume",
                 dir.display()
@@ -347,7 +376,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         format!("cannot load the weights from {}{why}", weights.display())
     })?;
     if let Some(point) = &resume {
-        model = restore(&model, point)?;
+        model = point.restore(&model)?;
     } else if !args.quiet {
         eprintln!("{report}");
     }
@@ -358,24 +387,30 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         ..LoaderConfig::default()
     };
+    let train_pipeline = Pipeline::training(
+        train_set.image_dims(),
+        args.image_size,
+        normalize,
+        !args.no_augment,
+    );
     let data = FitData {
         train: PrefetchLoader::new(
-            train_set.clone(),
-            preprocess.train_pipeline(train_set.image_dims(), !args.no_augment),
+            train_set,
+            train_pipeline,
             loader_config(args.batch_size, !args.no_shuffle),
         ),
         eval: eval_set.map(|set| {
-            let pipeline = preprocess.eval_pipeline(set.image_dims());
+            let pipeline = Pipeline::evaluation(set.image_dims(), args.image_size, normalize);
             PrefetchLoader::new(set, pipeline, loader_config(args.eval_batch_size, false))
         }),
     };
 
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    run.create()
+        .with_context(|| format!("cannot create {}", out.display()))?;
     if resume.is_none() {
-        let json = serde_json::to_vec_pretty(&args)?;
-        finetune_train::checkpoint::write_file_atomic(&out.join(ARGS_FILE), &json)?;
+        run.write_args(&args)?;
     }
-    preprocess.save(&out)?;
+    run.write_setup(&setup)?;
 
     let interrupt = Arc::new(AtomicBool::new(false));
     {
@@ -392,14 +427,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "data": data_dir,
         "weights": weights,
         "device": format!("{device:?}"),
-        "arch": args.arch,
+        "arch": args.arch.name(),
         "image_size": args.image_size,
     });
     let summary = fit(
         &mut model,
         &data,
         &config,
-        &out,
+        &run,
         resume.as_ref(),
         extra,
         interrupt,
@@ -427,7 +462,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             println!(
                 "evaluate with: finetune eval --data {} --weights {}",
                 data_dir.display(),
-                out.join(BEST_WEIGHTS).display()
+                run.file(BEST_WEIGHTS).display()
             );
         }
     }

@@ -1,6 +1,8 @@
 //! The two image types the transforms work on: an owned HWC image and a
 //! borrowed view in any layout.
 
+use std::path::Path;
+
 use crate::DataError;
 
 /// An owned HWC u8 RGB image, row-major.
@@ -18,6 +20,29 @@ impl RgbImage {
     /// (height, width).
     pub fn dims(&self) -> (usize, usize) {
         (self.height, self.width)
+    }
+
+    /// Decodes an image file to RGB as torchvision's `pil_loader` does
+    /// (`Image.open(f).convert("RGB")`), the format told by the file's
+    /// content (JPEG, PNG and WebP are built in).
+    pub fn open(path: &Path) -> Result<RgbImage, DataError> {
+        let unreadable = |e: String| DataError::UnreadableImage {
+            path: path.to_path_buf(),
+            reason: e,
+        };
+        let rgb = image::ImageReader::open(path)
+            .map_err(|e| unreadable(e.to_string()))?
+            .with_guessed_format()
+            .map_err(|e| unreadable(e.to_string()))?
+            .decode()
+            .map_err(|e| unreadable(e.to_string()))?
+            .into_rgb8();
+        let (w, h) = rgb.dimensions();
+        Ok(RgbImage {
+            height: h as usize,
+            width: w as usize,
+            data: rgb.into_raw(),
+        })
     }
 }
 

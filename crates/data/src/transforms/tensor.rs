@@ -77,6 +77,25 @@ impl Normalize {
         Ok(())
     }
 
+    /// The image a normalised CHW tensor of `dims` shows: the inverse of
+    /// this normalisation and `ToTensor`, rounded to bytes (for looking at
+    /// what the network is fed).
+    pub fn invert(&self, chw: &[f32], dims: (usize, usize)) -> RgbImage {
+        let plane = dims.0 * dims.1;
+        let mut data = vec![0u8; 3 * plane];
+        for c in 0..3 {
+            let (mean, std) = (self.mean[c], self.std[c]);
+            for (p, &v) in chw[c * plane..(c + 1) * plane].iter().enumerate() {
+                data[3 * p + c] = ((v * std + mean) * 255.0).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+        RgbImage {
+            height: dims.0,
+            width: dims.1,
+            data,
+        }
+    }
+
     /// One channel value the way torchvision computes it from a byte.
     fn of_byte(&self, channel: usize, byte: u8) -> f32 {
         (to_unit(byte) - self.mean[channel]) / self.std[channel]
@@ -298,6 +317,20 @@ mod tests {
         Lut::new(Some(&n)).write(&src, &View::identity(img.dims()), &mut fused);
         assert_eq!(fused, two_step);
         assert_eq!(ToTensor.apply(&img)[255], 1.0);
+    }
+
+    #[test]
+    fn invert_gives_the_bytes_back() {
+        let img = RgbImage {
+            height: 2,
+            width: 128,
+            data: (0..=255u8).flat_map(|b| [b, 255 - b, b / 2]).collect(),
+        };
+        for n in [Normalize::stl10(), Normalize::imagenet()] {
+            let mut t = ToTensor.apply(&img);
+            n.apply(&mut t).unwrap();
+            assert_eq!(n.invert(&t, img.dims()), img);
+        }
     }
 }
 

@@ -1,160 +1,27 @@
-//! Crash-safe files: atomic writes, the run state (`state.json`) and the
-//! optimiser state (`optimizer.safetensors`).
+//! One checkpoint's files: the run state (`state.json`) and the optimiser
+//! state (`optimizer.safetensors`).
 //!
-//! Every file of a run directory is written through [`write_atomic`], so a
-//! kill at any moment leaves either the old or the new file, never half of one.
-//! Within a checkpoint the optimiser state is written before `state.json`, and
-//! both record the global step, so a kill between the two is detected on load
-//! instead of resuming from a mismatched pair.
+//! Both are written atomically ([`finetune_model::atomic`]), the optimiser
+//! state first, and both record the global step, so a kill between the two
+//! is detected on load instead of resuming from a mismatched pair.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use finetune_model::atomic::{write_file_atomic, write_safetensors_atomic};
 use serde::{Deserialize, Serialize};
 
 use crate::optim::{OptimizerKind, OptimizerState};
 use crate::{Result, TrainError};
 
 /// File name of the run state inside a run directory.
-pub const STATE_FILE: &str = "state.json";
+pub(super) const STATE_FILE: &str = "state.json";
 /// File name of the optimiser state inside a run directory.
-pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub(super) const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// Version of the `state.json` layout; bumped when fields change meaning.
 pub const STATE_FORMAT_VERSION: u32 = 1;
-
-/// Writes `path` atomically: `write` fills `<path>.tmp` in the same directory,
-/// which is then fsynced, renamed over `path`, and the directory fsynced.
-///
-/// If `write` fails (or the process dies) the previous `path` is untouched; a
-/// stale `.tmp` from an earlier crash is simply overwritten.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = tmp_path(path);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if let Err(e) = write(&tmp) {
-        // Best effort: a failed write must not leave a half file lying around.
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    let file = File::open(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    file.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))?;
-    sync_dir(&dir)
-}
-
-/// Writes `bytes` to `path` through [`write_atomic`].
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic(path, |tmp| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)
-            .map_err(|e| TrainError::io(tmp, e))?;
-        f.write_all(bytes).map_err(|e| TrainError::io(tmp, e))
-    })
-}
-
-/// Writes named tensors as a safetensors file through [`write_atomic`],
-/// streaming tensor by tensor (no whole-file buffer in memory).
-pub fn write_safetensors_atomic(
-    path: &Path,
-    tensors: &[(String, Tensor)],
-    metadata: Option<HashMap<String, String>>,
-) -> Result<()> {
-    write_atomic(path, |tmp| {
-        let data = tensors.iter().map(|(n, t)| (n.as_str(), t));
-        safetensors::serialize_to_file(data, metadata, tmp).map_err(|e| TrainError::Safetensors {
-            path: tmp.to_path_buf(),
-            message: e.to_string(),
-        })
-    })
-}
-
-/// `<path>.tmp`, next to `path` so the rename never crosses file systems.
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
-    // The rename is only durable once the directory entry is on disk.
-    let d = File::open(dir).map_err(|e| TrainError::io(dir, e))?;
-    d.sync_all().map_err(|e| TrainError::io(dir, e))
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
-    // Directories cannot be opened for fsync on Windows; rename is the best we get.
-    Ok(())
-}
-
-/// Makes `dst` a copy of the finished file `src`, atomically: a hard link
-/// where the file system allows (no bytes written: a 528 MB VGG16 checkpoint
-/// costs nothing to keep twice), else a copy; then renamed over `dst`.
-pub fn link_atomic(src: &Path, dst: &Path) -> Result<()> {
-    write_atomic(dst, |tmp| {
-        if fs::hard_link(src, tmp).is_err() {
-            fs::copy(src, tmp).map_err(|e| TrainError::io(src, e))?;
-        }
-        Ok(())
-    })
-}
-
-/// The random generator's position, so a resumed run draws the same numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RngState {
-    /// The run's seed.
-    pub seed: u64,
-    /// ChaCha stream number.
-    pub stream: u64,
-    /// ChaCha word position, as a decimal string because JSON numbers lose
-    /// precision past 2^53.
-    #[serde(with = "u128_string")]
-    pub word_pos: u128,
-}
-
-impl RngState {
-    /// Captures a `ChaCha8Rng` created with `ChaCha8Rng::seed_from_u64(seed)`.
-    pub fn capture(seed: u64, rng: &ChaCha8Rng) -> Self {
-        RngState {
-            seed,
-            stream: rng.get_stream(),
-            word_pos: rng.get_word_pos(),
-        }
-    }
-
-    /// Recreates the generator at the captured position.
-    pub fn restore(&self) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(self.stream);
-        rng.set_word_pos(self.word_pos);
-        rng
-    }
-}
-
-mod u128_string {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&v.to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 /// Everything besides tensors that a resumed run needs: saved as `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,8 +43,10 @@ pub struct RunState {
     pub best_epoch: Option<usize>,
     /// Epochs since the best metric improved, for early stopping's patience.
     pub epochs_without_improvement: usize,
-    /// The random generator's position.
-    pub rng: RngState,
+    /// Ignored: runs before 0.1 wrote the random generator's position here,
+    /// always zeros (every draw is a function of seed, epoch and index).
+    #[serde(default, skip_serializing)]
+    pub(crate) rng: Option<serde::de::IgnoredAny>,
     /// Which optimiser wrote `optimizer.safetensors`.
     pub optimizer: OptimizerKind,
     /// The resolved run configuration.
@@ -185,7 +54,11 @@ pub struct RunState {
 }
 
 /// Saves a checkpoint's optimiser state, then its run state, into `dir`.
-pub fn save_checkpoint(dir: &Path, state: &RunState, optimizer: &OptimizerState) -> Result<()> {
+pub(super) fn save_checkpoint(
+    dir: &Path,
+    state: &RunState,
+    optimizer: &OptimizerState,
+) -> Result<()> {
     if state.optimizer != optimizer.kind {
         return Err(TrainError::Config(format!(
             "run state says {} but the optimizer state is {}",
@@ -208,11 +81,11 @@ pub fn save_checkpoint(dir: &Path, state: &RunState, optimizer: &OptimizerState)
         path: path.clone(),
         source,
     })?;
-    write_file_atomic(&path, &json)
+    Ok(write_file_atomic(&path, &json)?)
 }
 
 /// Loads and validates `state.json` from `dir`.
-pub fn load_run_state(dir: &Path) -> Result<RunState> {
+pub(super) fn load_run_state(dir: &Path) -> Result<RunState> {
     let path = dir.join(STATE_FILE);
     let bytes = fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
     let state: RunState = serde_json::from_slice(&bytes).map_err(|source| TrainError::Json {
@@ -233,7 +106,7 @@ pub fn load_run_state(dir: &Path) -> Result<RunState> {
 
 /// Loads a checkpoint from `dir`: the run state, and the optimiser state with
 /// its tensors on `device`, checking that both come from the same step.
-pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(RunState, OptimizerState)> {
+pub(super) fn load_checkpoint(dir: &Path, device: &Device) -> Result<(RunState, OptimizerState)> {
     let state = load_run_state(dir)?;
     let path = dir.join(OPTIMIZER_FILE);
     let bytes = fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
@@ -277,10 +150,8 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<(RunState, Optimiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::RngCore;
 
     fn sample_state(step: u64) -> (RunState, OptimizerState) {
-        let rng = ChaCha8Rng::seed_from_u64(7);
         let state = RunState {
             format_version: STATE_FORMAT_VERSION,
             epoch: 3,
@@ -289,7 +160,7 @@ mod tests {
             best_metric: Some(0.5),
             best_epoch: Some(2),
             epochs_without_improvement: 1,
-            rng: RngState::capture(7, &rng),
+            rng: None,
             optimizer: OptimizerKind::Sgd,
             config: serde_json::json!({"lr": 0.1}),
         };
@@ -333,20 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn failed_write_leaves_old_file_and_no_tmp() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.json");
-        write_file_atomic(&path, b"old").unwrap();
-        let err = write_atomic(&path, |tmp| {
-            fs::write(tmp, b"partial").unwrap();
-            Err(TrainError::Config("simulated failure".into()))
-        });
-        assert!(err.is_err());
-        assert_eq!(fs::read(&path).unwrap(), b"old");
-        assert!(!dir.path().join("x.json.tmp").exists());
-    }
-
-    #[test]
     fn mismatched_pair_is_reported_with_file_names() {
         let dir = tempfile::tempdir().unwrap();
         let (state, opt) = sample_state(10);
@@ -380,16 +237,13 @@ mod tests {
     }
 
     #[test]
-    fn rng_state_resumes_the_stream() {
-        let mut rng = ChaCha8Rng::seed_from_u64(42);
-        for _ in 0..13 {
-            rng.next_u32();
-        }
-        let saved = RngState::capture(42, &rng);
-        let json = serde_json::to_string(&saved).unwrap();
-        let mut restored = serde_json::from_str::<RngState>(&json).unwrap().restore();
-        for _ in 0..100 {
-            assert_eq!(rng.next_u64(), restored.next_u64());
-        }
+    fn a_state_written_before_0_1_with_its_rng_field_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = sample_state(3);
+        let mut json = serde_json::to_value(&state).unwrap();
+        assert!(json.get("rng").is_none(), "no longer written");
+        json["rng"] = serde_json::json!({"seed": 0, "stream": 0, "word_pos": "0"});
+        fs::write(dir.path().join(STATE_FILE), json.to_string()).unwrap();
+        assert_eq!(load_run_state(dir.path()).unwrap().global_step, 3);
     }
 }

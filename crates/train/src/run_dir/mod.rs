@@ -1,0 +1,468 @@
+//! The run directory, and everything in it: [`RunDir`] owns every file
+//! name, what is written when, and how it is read back, for the training
+//! loop, for resuming and for the commands that use a finished run.
+//!
+//! | file | written | read by |
+//! | --- | --- | --- |
+//! | `args.json` | when a run starts: the command's flags, opaque here | resuming (the same flags again) |
+//! | `preprocess.json` | when a run starts or resumes: [`RunSetup`] | evaluation and prediction |
+//! | `log.jsonl` | a configuration line at the start, one line per epoch ([`RunLog`]) | resuming (the history), people |
+//! | `history.png`, `confusion.png` | after each epoch | people |
+//! | `checkpoint-NNNNNNNN/` | after each epoch and on interruption: the trained layers, the best epoch's, the optimiser, `state.json` | resuming |
+//! | `resume.json` | once a checkpoint is complete: which one is current | resuming |
+//! | `last.safetensors`, `best.safetensors` | when the run ends, stops early or is interrupted | everyone (torchvision names) |
+
+mod checkpoint;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use finetune_model::atomic::{link_atomic, write_file_atomic, write_safetensors_atomic};
+use finetune_model::Vgg;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use checkpoint::{RunState, STATE_FORMAT_VERSION};
+
+use crate::log::{read_log, EpochRecord, LogRecord, RunLog};
+use crate::optim::Optimizer;
+use crate::{plot_confusion, plot_history, ConfusionMatrix, Result, TrainError};
+
+/// The command line a run was started with (the caller's flags, as JSON).
+pub const ARGS_FILE: &str = "args.json";
+/// How the run prepared its images and built its network: [`RunSetup`].
+pub const PREPROCESS_FILE: &str = "preprocess.json";
+/// The run log: configuration, then one record per epoch.
+pub const LOG_FILE: &str = "log.jsonl";
+/// The user-facing weights after the latest epoch (torchvision names).
+pub const LAST_WEIGHTS: &str = "last.safetensors";
+/// The user-facing weights of the best epoch so far (torchvision names).
+pub const BEST_WEIGHTS: &str = "best.safetensors";
+/// Training and test loss and accuracy per epoch.
+pub const HISTORY_PNG: &str = "history.png";
+/// The confusion matrix of the latest epoch.
+pub const CONFUSION_PNG: &str = "confusion.png";
+/// Names the current checkpoint directory.
+pub const RESUME_POINTER: &str = "resume.json";
+/// Checkpoint directories are `checkpoint-` and the global step, 8 digits.
+const CHECKPOINT_PREFIX: &str = "checkpoint-";
+/// In a checkpoint directory: the tensors of the layers that trained.
+const CHANGED_FILE: &str = "changed.safetensors";
+/// In a checkpoint directory: those tensors at the best epoch so far.
+const BEST_CHANGED_FILE: &str = "best-changed.safetensors";
+
+/// What `eval` and `predict` need to feed images and rebuild the network the
+/// way training did, written as `preprocess.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSetup {
+    /// Square side fed to the network.
+    pub image_size: usize,
+    /// Per-channel mean of `Normalize`.
+    pub mean: [f32; 3],
+    /// Per-channel std of `Normalize`.
+    pub std: [f32; 3],
+    /// The architecture, torchvision's name (`vgg16`, `vgg16_bn`, ...).
+    pub arch: String,
+    /// Class names, index = label.
+    pub class_names: Vec<String>,
+    /// Conv widths divided by this (1 for torchvision's VGG).
+    pub width_divisor: usize,
+    /// Width of the classifier's hidden layers (4096 in torchvision's VGG).
+    pub classifier_hidden: usize,
+    /// Seed of the train/test split of an image folder without one.
+    pub split_seed: u64,
+    /// Share of each class held out for testing in such a folder.
+    pub test_fraction: f32,
+}
+
+impl RunSetup {
+    /// The `Normalize` step the run used.
+    pub fn normalize(&self) -> finetune_data::transforms::Normalize {
+        finetune_data::transforms::Normalize {
+            mean: self.mean,
+            std: self.std,
+        }
+    }
+
+    /// The recipe's setup, for weights that come without a run directory:
+    /// torchvision's VGG16 fed 96x96 images normalised with STL10's
+    /// statistics, folders split 80/20 with seed 0, no class names.
+    pub fn recipe() -> RunSetup {
+        let normalize = finetune_data::transforms::Normalize::stl10();
+        let folders = finetune_data::DataOptions::default();
+        RunSetup {
+            image_size: 96,
+            mean: normalize.mean,
+            std: normalize.std,
+            arch: finetune_model::VggConfig::vgg16(1000).name(),
+            class_names: Vec::new(),
+            width_divisor: 1,
+            classifier_hidden: 4096,
+            split_seed: folders.split_seed,
+            test_fraction: folders.test_fraction,
+        }
+    }
+}
+
+/// `preprocess.json` as runs before 0.1 wrote it; the rest of [`RunSetup`]
+/// came from their `args.json` ([`ArgsV0`]).
+#[derive(Deserialize)]
+struct SetupV0 {
+    image_size: usize,
+    mean: [f32; 3],
+    std: [f32; 3],
+    arch: String,
+    class_names: Vec<String>,
+}
+
+/// The fields of an old `args.json` that [`RunSetup`] now holds; every one is
+/// required, so a file without them is an error, not a silent default.
+#[derive(Deserialize)]
+struct ArgsV0 {
+    seed: u64,
+    test_fraction: f32,
+    width_divisor: usize,
+    classifier_hidden: usize,
+}
+
+/// Where a run can be resumed from, as found in its run directory.
+#[derive(Debug, Clone)]
+pub struct ResumePoint {
+    /// The tensors of every layer that trained (torchvision names); the rest
+    /// of the network is the run's starting weights. See [`ResumePoint::restore`].
+    pub changed: PathBuf,
+    /// The checkpoint directory, holding `state.json` and `optimizer.safetensors`.
+    pub dir: PathBuf,
+    /// The run state saved with them.
+    pub state: RunState,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ResumePointer {
+    dir: String,
+}
+
+impl ResumePoint {
+    /// The model at this point: `start` (the run's starting weights, loaded
+    /// from the same file with the same configuration) with the layers that
+    /// trained replaced by the checkpoint's.
+    pub fn restore(&self, start: &Vgg) -> Result<Vgg> {
+        overlay(start, &self.changed)
+    }
+
+    /// The optimiser's state at this point, into `optimizer`.
+    pub(crate) fn load_optimizer(&self, optimizer: &mut dyn Optimizer, model: &Vgg) -> Result<()> {
+        let (_, state) = checkpoint::load_checkpoint(&self.dir, model.device())?;
+        optimizer.load_state(&state)
+    }
+
+    /// The file of the run state, for messages.
+    pub(crate) fn state_file(&self) -> PathBuf {
+        self.dir.join(checkpoint::STATE_FILE)
+    }
+}
+
+/// A run directory: `finetune train --out DIR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// The run directory at `path` (nothing is read or written yet).
+    pub fn new(path: impl Into<PathBuf>) -> RunDir {
+        RunDir { path: path.into() }
+    }
+
+    /// The run directory a weights file sits in, e.g. `RUN` for
+    /// `RUN/best.safetensors`, when that directory holds a [`PREPROCESS_FILE`].
+    pub fn of_weights(weights: &Path) -> Option<RunDir> {
+        let dir = weights.parent()?;
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        dir.join(PREPROCESS_FILE)
+            .is_file()
+            .then(|| RunDir::new(dir))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file of the run directory, e.g. `run.file(BEST_WEIGHTS)`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Creates the directory (and its parents) if it does not exist.
+    pub fn create(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.path).map_err(|e| TrainError::io(&self.path, e))
+    }
+
+    /// Writes the command's flags as [`ARGS_FILE`].
+    pub fn write_args(&self, args: &impl Serialize) -> Result<()> {
+        self.write_json(ARGS_FILE, args)
+    }
+
+    /// Reads [`ARGS_FILE`] back as the command's flags.
+    pub fn read_args<T: DeserializeOwned>(&self) -> Result<T> {
+        self.read_json(ARGS_FILE)
+    }
+
+    /// Writes [`PREPROCESS_FILE`].
+    pub fn write_setup(&self, setup: &RunSetup) -> Result<()> {
+        self.write_json(PREPROCESS_FILE, setup)
+    }
+
+    /// Reads [`PREPROCESS_FILE`]; a run from before 0.1 has part of it in
+    /// its [`ARGS_FILE`], read under the names those runs used.
+    pub fn read_setup(&self) -> Result<RunSetup> {
+        let value: serde_json::Value = self.read_json(PREPROCESS_FILE)?;
+        if value.get("width_divisor").is_some() {
+            return self.parse_json(PREPROCESS_FILE, value);
+        }
+        let old: SetupV0 = self.parse_json(PREPROCESS_FILE, value)?;
+        let args: ArgsV0 = self.read_json(ARGS_FILE)?;
+        Ok(RunSetup {
+            image_size: old.image_size,
+            mean: old.mean,
+            std: old.std,
+            arch: old.arch,
+            class_names: old.class_names,
+            width_divisor: args.width_divisor,
+            classifier_hidden: args.classifier_hidden,
+            split_seed: args.seed,
+            test_fraction: args.test_fraction,
+        })
+    }
+
+    /// Starts [`LOG_FILE`] anew with the run's configuration.
+    pub(crate) fn create_log(&self, config: &serde_json::Value) -> Result<RunLog> {
+        RunLog::create(&self.file(LOG_FILE), config)
+    }
+
+    /// Reopens [`LOG_FILE`] to continue at zero-based `epoch`, and returns the
+    /// records of the epochs before it.
+    pub(crate) fn resume_log(&self, epoch: usize) -> Result<(RunLog, Vec<EpochRecord>)> {
+        let path = self.file(LOG_FILE);
+        let history = read_log(&path)?
+            .into_iter()
+            .filter_map(|r| match r {
+                LogRecord::Epoch(e) if e.epoch <= epoch => Some(e),
+                _ => None,
+            })
+            .collect();
+        Ok((RunLog::resume(&path, epoch)?, history))
+    }
+
+    /// Redraws [`HISTORY_PNG`] and [`CONFUSION_PNG`] after an epoch.
+    pub(crate) fn draw(
+        &self,
+        history: &[EpochRecord],
+        confusion: &ConfusionMatrix,
+        class_names: &[String],
+    ) -> Result<()> {
+        plot_history(&self.file(HISTORY_PNG), history)?;
+        plot_confusion(&self.file(CONFUSION_PNG), confusion, class_names)
+    }
+
+    /// The latest complete checkpoint, or `None` when the run has not written
+    /// one yet.
+    pub fn resume_point(&self) -> Result<Option<ResumePoint>> {
+        let pointer = self.file(RESUME_POINTER);
+        if !pointer.exists() {
+            return Ok(None);
+        }
+        let p: ResumePointer = self.read_json(RESUME_POINTER)?;
+        let dir = self.path.join(&p.dir);
+        let state = checkpoint::load_run_state(&dir)?;
+        Ok(Some(ResumePoint {
+            changed: dir.join(CHANGED_FILE),
+            dir,
+            state,
+        }))
+    }
+
+    /// Writes a complete checkpoint into a fresh directory: the tensors of
+    /// the layers that trained (small when little trains: a head-only epoch
+    /// does not rewrite 528 MB of frozen weights), those of the best epoch so
+    /// far (`improved`: this one), the optimiser and the run state. Then points
+    /// [`RESUME_POINTER`] at it and removes the previous one: a crash at any
+    /// moment leaves a complete checkpoint behind the pointer.
+    pub(crate) fn save_checkpoint(
+        &self,
+        model: &Vgg,
+        state: &RunState,
+        optimizer: &dyn Optimizer,
+        improved: bool,
+    ) -> Result<()> {
+        let previous = self.resume_point()?;
+        let name = format!("{CHECKPOINT_PREFIX}{:08}", state.global_step);
+        let dir = self.path.join(&name);
+        std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+        write_safetensors_atomic(&dir.join(CHANGED_FILE), &changed_tensors(model), None)?;
+        let best_before = previous.map(|p| p.dir.join(BEST_CHANGED_FILE));
+        match best_before.filter(|best| !improved && best.is_file()) {
+            Some(best) => link_atomic(&best, &dir.join(BEST_CHANGED_FILE))?,
+            None => link_atomic(&dir.join(CHANGED_FILE), &dir.join(BEST_CHANGED_FILE))?,
+        }
+        checkpoint::save_checkpoint(&dir, state, &optimizer.state()?)?;
+        self.write_json(RESUME_POINTER, &ResumePointer { dir: name.clone() })?;
+        // Older checkpoints are now unreachable; failing to delete one is harmless.
+        if let Ok(entries) = std::fs::read_dir(&self.path) {
+            for entry in entries.flatten() {
+                let file_name = entry.file_name().to_string_lossy().into_owned();
+                if file_name.starts_with(CHECKPOINT_PREFIX) && file_name != name {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the full [`LAST_WEIGHTS`] (the model as it is) and
+    /// [`BEST_WEIGHTS`] (with the best epoch's trained layers; a link to the
+    /// former when the last epoch was the best), in torchvision's names, once
+    /// the run stops. Nothing when no checkpoint was ever written.
+    pub(crate) fn export_weights(&self, model: &Vgg, best_is_last: bool) -> Result<()> {
+        let Some(point) = self.resume_point()? else {
+            return Ok(());
+        };
+        let last = self.file(LAST_WEIGHTS);
+        model.save_safetensors(&last)?;
+        let best = self.file(BEST_WEIGHTS);
+        if best_is_last {
+            return Ok(link_atomic(&last, &best)?);
+        }
+        let named = overlay_tensors(model, &point.dir.join(BEST_CHANGED_FILE))?;
+        Ok(write_safetensors_atomic(&best, &named, None)?)
+    }
+
+    fn write_json(&self, name: &str, value: &impl Serialize) -> Result<()> {
+        let path = self.file(name);
+        let json = serde_json::to_vec_pretty(value).map_err(|source| TrainError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(write_file_atomic(&path, &json)?)
+    }
+
+    fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let path = self.file(name);
+        let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+        serde_json::from_slice(&bytes).map_err(|source| TrainError::Json { path, source })
+    }
+
+    fn parse_json<T: DeserializeOwned>(&self, name: &str, value: serde_json::Value) -> Result<T> {
+        serde_json::from_value(value).map_err(|source| TrainError::Json {
+            path: self.file(name),
+            source,
+        })
+    }
+}
+
+/// `model`'s tensors with those stored in `file` put in their place, as a new model.
+fn overlay(model: &Vgg, file: &Path) -> Result<Vgg> {
+    let named = overlay_tensors(model, file)?;
+    let (vgg, _) = Vgg::from_named_tensors(named, model.config().clone(), model.device())?;
+    Ok(vgg)
+}
+
+/// `model`'s named tensors with those stored in `file` in their place.
+fn overlay_tensors(model: &Vgg, file: &Path) -> Result<Vec<(String, Tensor)>> {
+    let mut stored = candle_core::safetensors::load(file, model.device())?;
+    let named: Vec<(String, Tensor)> = model
+        .to_named_tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            let t = stored.remove(&name).unwrap_or(t);
+            (name, t)
+        })
+        .collect();
+    if let Some(name) = stored.keys().next() {
+        return Err(TrainError::Checkpoint {
+            path: file.to_path_buf(),
+            message: format!("tensor `{name}` is not part of the model"),
+        });
+    }
+    Ok(named)
+}
+
+/// The tensors of every layer holding a trainable parameter (batch-norm
+/// running statistics included): all that training changes.
+fn changed_tensors(model: &Vgg) -> Vec<(String, Tensor)> {
+    let layer = |name: &str| name.rsplit_once('.').map_or(name, |(l, _)| l).to_string();
+    let trained: std::collections::HashSet<String> = model
+        .trainable_parameters()
+        .iter()
+        .map(|(name, _)| layer(name))
+        .collect();
+    model
+        .to_named_tensors()
+        .into_iter()
+        .filter(|(name, _)| trained.contains(&layer(name)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> RunSetup {
+        RunSetup {
+            image_size: 64,
+            mean: [0.5; 3],
+            std: [0.25; 3],
+            arch: "vgg11_bn".into(),
+            class_names: vec!["a".into(), "b".into()],
+            width_divisor: 16,
+            classifier_hidden: 32,
+            split_seed: 7,
+            test_fraction: 0.3,
+        }
+    }
+
+    #[test]
+    fn setup_and_args_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("run"));
+        run.create().unwrap();
+        run.write_setup(&setup()).unwrap();
+        assert_eq!(run.read_setup().unwrap(), setup());
+        run.write_args(&serde_json::json!({"lr": 0.1})).unwrap();
+        let args: serde_json::Value = run.read_args().unwrap();
+        assert_eq!(args["lr"], 0.1);
+        let weights = run.file(BEST_WEIGHTS);
+        assert_eq!(RunDir::of_weights(&weights), Some(run));
+        assert_eq!(RunDir::of_weights(&dir.path().join("w.safetensors")), None);
+    }
+
+    #[test]
+    fn an_old_setup_takes_the_rest_from_args_json_under_the_old_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        std::fs::write(
+            run.file(PREPROCESS_FILE),
+            r#"{"image_size": 64, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
+                "arch": "vgg11_bn", "class_names": ["a", "b"]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            run.file(ARGS_FILE),
+            r#"{"seed": 7, "test_fraction": 0.3, "width_divisor": 16, "classifier_hidden": 32, "lr": 0.1}"#,
+        )
+        .unwrap();
+        assert_eq!(run.read_setup().unwrap(), setup());
+        // A renamed or missing field is an error naming the file, not a default.
+        std::fs::write(run.file(ARGS_FILE), r#"{"seed": 7, "test_fraction": 0.3}"#).unwrap();
+        let err = run.read_setup().unwrap_err().to_string();
+        assert!(
+            err.contains("args.json") && err.contains("width_divisor"),
+            "{err}"
+        );
+    }
+}
