@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Data loader throughput against torchvision (issue 2), both sides in one run
+# Data loader throughput against torchvision, both sides in one run
 # on the same machine: torchvision's DataLoader(STL10, batch 128, shuffle,
 # num_workers=2), then our PrefetchLoader (criterion bench
 # `stl10/train_epoch_through_loader`), then torchvision again, so that a

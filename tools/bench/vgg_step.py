@@ -1,4 +1,4 @@
-"""PyTorch side of the VGG16 training-step benchmark (issue 6).
+"""PyTorch side of the VGG16 training-step benchmark.
 
 VGG16 (torchvision layout, 10 classes, random weights), 96x96 input, batch 16,
 two threads, one optimisation step per iteration:

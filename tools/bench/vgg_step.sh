@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side VGG16 training-step benchmark (issue 6): PyTorch, then ours, in
+# Side-by-side VGG16 training-step benchmark: PyTorch, then ours, in
 # one run on the same machine, each with 2 threads. Extra arguments (e.g.
 # `--iters 3 --modes head`) go to both sides; REPEAT=n runs the pair n times.
 #

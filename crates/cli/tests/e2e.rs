@@ -50,21 +50,12 @@ fn printed_path(output: &Output) -> PathBuf {
 }
 
 /// A tar.gz laid out like stl10_binary.tar.gz, holding a synthetic STL10.
-fn stl10_archive(scratch: &Path) -> Vec<u8> {
-    let dir = finetune_data::synthetic::write_stl10(scratch, TRAIN_IMAGES, TEST_IMAGES, 0)
-        .expect("write synthetic STL10");
-    let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            (
-                format!("stl10_binary/{name}"),
-                std::fs::read(&path).unwrap(),
-            )
-        })
-        .collect();
-    tar_gz(&files)
+fn stl10_archive() -> Vec<u8> {
+    tar_gz(&finetune_data::synthetic::stl10_members(
+        TRAIN_IMAGES,
+        TEST_IMAGES,
+        0,
+    ))
 }
 
 /// A narrow VGG16 (widths / 16, hidden 32) with ImageNet's 1000-class head,
@@ -87,7 +78,8 @@ fn narrow_weights(scratch: &Path) -> Vec<u8> {
 fn fetch_train_eval_predict_from_a_local_mirror() {
     let tmp = tempfile::tempdir().unwrap();
     let scratch = tmp.path().join("scratch");
-    let archive = stl10_archive(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let archive = stl10_archive();
     let weights = narrow_weights(&scratch);
     let etag = format!("\"{}\"", sha256_hex(&weights));
     let server = TestServer::start(

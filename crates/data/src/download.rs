@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 pub use finetune_download::DownloadError;
 use finetune_download::{
-    cache_dir_from, env_var, parse_checksum, say, Algorithm, Archive, KnownSize,
+    dir_or_cache, env_var, parse_checksum, say, Algorithm, Archive, KnownSize,
 };
 
 use crate::{Split, Stl10, STL10_CLASS_NAMES_FILE, STL10_DIR, STL10_FOLDS_FILE, STL10_IMAGE_BYTES};
@@ -91,17 +91,13 @@ impl Stl10Download {
     }
 
     /// Settings from an environment lookup: `dir`, else `<cache>/stl10` (see
-    /// [`cache_dir_from`]); `FINETUNE_STL10_URL` and `FINETUNE_STL10_MD5`
+    /// [`finetune_download::cache_dir_from`]); `FINETUNE_STL10_URL` and `FINETUNE_STL10_MD5`
     /// override the official archive and md5.
     pub fn from_env(
         dir: Option<PathBuf>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, DownloadError> {
-        let dir = match dir {
-            Some(dir) => dir,
-            None => cache_dir_from(&env)?.join("stl10"),
-        };
-        let mut download = Stl10Download::new(dir);
+        let mut download = Stl10Download::new(dir_or_cache(dir, &env, "stl10")?);
         if let Some(url) = env_var(&env, "FINETUNE_STL10_URL") {
             download.url = url;
         }

@@ -41,19 +41,15 @@ pub fn stl10_byte(split: Split, image: usize, offset: usize) -> u8 {
     (base + 20 * class) as u8
 }
 
-/// Writes `root/stl10_binary/` with `train`, `test` and `unlabeled` images
-/// (a split with 0 images gets no files), `class_names.txt` and a
-/// `fold_indices.txt` of 10 folds (fold f: `max(1, train/10)` consecutive
-/// indices from `f * max(1, train/10)`, wrapping). Returns the
-/// `stl10_binary/` path.
-pub fn write_stl10(
-    root: &Path,
-    train: usize,
-    test: usize,
-    unlabeled: usize,
-) -> io::Result<PathBuf> {
-    let dir = root.join(STL10_DIR);
-    std::fs::create_dir_all(&dir)?;
+/// The files of a synthetic STL10 with `train`, `test` and `unlabeled`
+/// images (a split with 0 images gets no files), by their path in the
+/// official archive (`stl10_binary/NAME`): the images and labels,
+/// `class_names.txt` and a `fold_indices.txt` of 10 folds (fold f:
+/// `max(1, train/10)` consecutive indices from `f * max(1, train/10)`,
+/// wrapping).
+pub fn stl10_members(train: usize, test: usize, unlabeled: usize) -> Vec<(String, Vec<u8>)> {
+    let member = |name: &str| format!("{STL10_DIR}/{name}");
+    let mut members = Vec::new();
     for (split, count) in [
         (Split::Train, train),
         (Split::Test, test),
@@ -65,18 +61,16 @@ pub fn write_stl10(
         let images: Vec<u8> = (0..count)
             .flat_map(|n| (0..STL10_IMAGE_BYTES).map(move |k| stl10_byte(split, n, k)))
             .collect();
-        std::fs::write(dir.join(Stl10::images_file(split)), images)?;
+        members.push((member(&Stl10::images_file(split)), images));
         if let Some(file) = Stl10::labels_file(split) {
             let labels: Vec<u8> = (0..count)
                 .map(|n| stl10_class(split, n).map_or(0, |c| c as u8 + 1))
                 .collect();
-            std::fs::write(dir.join(file), labels)?;
+            members.push((member(&file), labels));
         }
     }
-    std::fs::write(
-        dir.join(STL10_CLASS_NAMES_FILE),
-        STL10_CLASS_NAMES.join("\n") + "\n",
-    )?;
+    let names = STL10_CLASS_NAMES.join("\n") + "\n";
+    members.push((member(STL10_CLASS_NAMES_FILE), names.into_bytes()));
     let per_fold = (train / 10).max(1);
     let folds: Vec<String> = (0..10)
         .map(|f| {
@@ -86,7 +80,26 @@ pub fn write_stl10(
                 .join(" ")
         })
         .collect();
-    std::fs::write(dir.join(STL10_FOLDS_FILE), folds.join("\n") + "\n")?;
+    members.push((
+        member(STL10_FOLDS_FILE),
+        (folds.join("\n") + "\n").into_bytes(),
+    ));
+    members
+}
+
+/// Writes [`stl10_members`] under `root` (so `root/stl10_binary/`). Returns
+/// the `stl10_binary/` path.
+pub fn write_stl10(
+    root: &Path,
+    train: usize,
+    test: usize,
+    unlabeled: usize,
+) -> io::Result<PathBuf> {
+    let dir = root.join(STL10_DIR);
+    std::fs::create_dir_all(&dir)?;
+    for (name, bytes) in stl10_members(train, test, unlabeled) {
+        std::fs::write(root.join(name), bytes)?;
+    }
     Ok(dir)
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use finetune_data::download::{stl10_files, DownloadError, Stl10Download, STL10_MD5};
 use finetune_download::testing::{
-    breaking_server, bytes, md5_hex, tar_gz, unreachable_url, TestServer,
+    breaking_server, md5_hex, tar_gz, tree, unreachable_url, TestServer,
 };
 
 fn stl10_request(dir: &Path, url: String, md5: String) -> Stl10Download {
@@ -21,40 +21,12 @@ fn stl10_request(dir: &Path, url: String, md5: String) -> Stl10Download {
     }
 }
 
-/// The files of a tiny STL10 (3 train, 2 test, 1 unlabeled image), by archive path.
+/// The members of a tiny STL10 archive (3 train, 2 test, 1 unlabeled
+/// image), and a README the extraction must skip.
 fn tiny_stl10_files() -> Vec<(String, Vec<u8>)> {
-    let image = 27_648;
-    vec![
-        ("stl10_binary/train_X.bin".into(), bytes(3 * image, 1)),
-        ("stl10_binary/train_y.bin".into(), vec![1, 5, 10]),
-        ("stl10_binary/test_X.bin".into(), bytes(2 * image, 2)),
-        ("stl10_binary/test_y.bin".into(), vec![2, 3]),
-        ("stl10_binary/unlabeled_X.bin".into(), bytes(image, 3)),
-        (
-            "stl10_binary/class_names.txt".into(),
-            b"airplane\nbird\ncar\ncat\ndeer\ndog\nhorse\nmonkey\nship\ntruck\n".to_vec(),
-        ),
-        ("stl10_binary/fold_indices.txt".into(), b"0 1\n2\n".to_vec()),
-        ("stl10_binary/README".into(), b"not needed\n".to_vec()),
-    ]
-}
-
-/// Every file below `root`, relative to it, sorted.
-fn tree(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path.strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    found.sort();
-    found
+    let mut files = finetune_data::synthetic::stl10_members(3, 2, 1);
+    files.push(("stl10_binary/README".into(), b"not needed\n".to_vec()));
+    files
 }
 
 fn assert_extracted<S: AsRef<str>>(dir: &Path, names: &[S]) {

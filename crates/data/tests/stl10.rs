@@ -1,5 +1,5 @@
-//! STL10 on synthetic files: layout, splits, folds, and every bad input the
-//! issue lists, each error naming the culprit.
+//! STL10 on synthetic files: layout, splits, folds, and the bad inputs a
+//! user can hand it, each error naming the culprit.
 
 use std::path::Path;
 

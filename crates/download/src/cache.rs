@@ -45,6 +45,19 @@ pub fn cache_dir_from(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf, D
         .ok_or(DownloadError::NoCacheDir)
 }
 
+/// `dir` when given, else `<cache>/<name>` in the cache directory `env`
+/// defines (see [`cache_dir_from`]): where a download goes.
+pub fn dir_or_cache(
+    dir: Option<PathBuf>,
+    env: impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<PathBuf, DownloadError> {
+    match dir {
+        Some(dir) => Ok(dir),
+        None => Ok(cache_dir_from(env)?.join(name)),
+    }
+}
+
 /// The finetune cache directory of this process's environment (see [`cache_dir_from`]).
 pub fn default_cache_dir() -> Result<PathBuf, DownloadError> {
     cache_dir_from(|key| std::env::var(key).ok())

@@ -38,7 +38,8 @@ pub mod testing;
 
 pub use archive::{Archive, KnownSize};
 pub use cache::{
-    cache_dir_from, default_cache_dir, env_var, find_in_hf_cache, hf_hub_cache_from, hf_url,
+    cache_dir_from, default_cache_dir, dir_or_cache, env_var, find_in_hf_cache, hf_hub_cache_from,
+    hf_url,
 };
 pub use error::DownloadError;
 pub use http::{parse_checksum, Algorithm, Download, Finished};

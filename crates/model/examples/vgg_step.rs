@@ -1,4 +1,4 @@
-//! Rust side of the VGG16 training-step benchmark (issue 6); the PyTorch side
+//! Rust side of the VGG16 training-step benchmark; the PyTorch side
 //! is `tools/bench/vgg_step.py`, and `tools/bench/vgg_step.sh` runs both.
 //!
 //! ```text

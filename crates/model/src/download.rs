@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 pub use finetune_download::DownloadError;
 use finetune_download::{
-    cache_dir_from, env_var, find_in_hf_cache, hf_hub_cache_from, hf_url, parse_checksum, say,
+    dir_or_cache, env_var, find_in_hf_cache, hf_hub_cache_from, hf_url, parse_checksum, say,
     Algorithm, Download,
 };
 
@@ -86,11 +86,7 @@ impl Vgg16Download {
         dir: Option<PathBuf>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, DownloadError> {
-        let dir = match dir {
-            Some(dir) => dir,
-            None => cache_dir_from(&env)?.join("weights"),
-        };
-        let mut download = Vgg16Download::new(dir);
+        let mut download = Vgg16Download::new(dir_or_cache(dir, &env, "weights")?);
         match env_var(&env, "FINETUNE_VGG16_URL") {
             Some(url) => download.url = url,
             None => {

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use finetune_download::testing::{
-    breaking_server, bytes, sha256_hex, unreachable_url, Route, TestServer,
+    breaking_server, bytes, sha256_hex, tree, unreachable_url, Route, TestServer,
 };
 use finetune_model::download::{vgg16_url, DownloadError, Vgg16Download, VGG16_FILE_NAME};
 
@@ -21,24 +21,6 @@ fn weights_request(dir: &Path, url: String) -> Vgg16Download {
         quiet: true,
     }
 }
-/// Every file below `root`, relative to it, sorted.
-fn tree(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path.strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 #[test]
 fn http_error_status_names_the_url() {
     let server = TestServer::file("/other", Vec::new(), &[], true);

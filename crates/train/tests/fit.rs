@@ -156,7 +156,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     finetune_model::max_abs_diff(a, b).unwrap()
 }
 
-/// The criterion: `max|w_ours - w_torch| <= 1e-3 * max|w_torch - w_init|`
+/// The parity criterion: `max|w_ours - w_torch| <= 1e-3 * max|w_torch - w_init|`
 /// for every tensor that moved; tensors that did not move must be identical.
 fn assert_matches_torch(model: &Vgg, fx: &Fixture, tag: &str) {
     let ours: HashMap<String, Tensor> = model.to_named_tensors().into_iter().collect();

@@ -9,22 +9,9 @@ use std::process::Command;
 
 pub use finetune_download::testing::*;
 
-/// The files of a tiny STL10 (3 train, 2 test, 1 unlabeled image), by archive path.
+/// The members of a tiny STL10 archive (3 train, 2 test, 1 unlabeled image).
 pub fn tiny_stl10_files() -> Vec<(String, Vec<u8>)> {
-    let image = finetune_data::STL10_IMAGE_BYTES;
-    vec![
-        ("stl10_binary/train_X.bin".into(), bytes(3 * image, 1)),
-        ("stl10_binary/train_y.bin".into(), vec![1, 5, 10]),
-        ("stl10_binary/test_X.bin".into(), bytes(2 * image, 2)),
-        ("stl10_binary/test_y.bin".into(), vec![2, 3]),
-        ("stl10_binary/unlabeled_X.bin".into(), bytes(image, 3)),
-        (
-            "stl10_binary/class_names.txt".into(),
-            b"airplane\nbird\ncar\ncat\ndeer\ndog\nhorse\nmonkey\nship\ntruck\n".to_vec(),
-        ),
-        ("stl10_binary/fold_indices.txt".into(), b"0 1\n2\n".to_vec()),
-        ("stl10_binary/README".into(), b"not needed\n".to_vec()),
-    ]
+    finetune_data::synthetic::stl10_members(3, 2, 1)
 }
 
 /// The `finetune` binary with the user's caches and download overrides

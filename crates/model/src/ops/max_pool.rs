@@ -180,9 +180,7 @@ mod tests {
             let want = reference(x.as_tensor())?;
             assert_eq!(ours.dims(), want.dims(), "{shape:?}");
             let g = crate::ops::tests::random(ours.dims(), seed as u64 + 9);
-            let diff = |a: &Tensor, b: &Tensor| -> Result<f32, ModelError> {
-                Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
-            };
+            let diff = crate::max_abs_diff;
             if ours.elem_count() > 0 {
                 assert_eq!(diff(&ours, &want)?, 0.0, "forward {shape:?}");
             }

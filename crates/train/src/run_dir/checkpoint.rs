@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use finetune_model::atomic::{write_file_atomic, write_safetensors_atomic};
+use finetune_model::atomic::write_safetensors_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::optim::{OptimizerKind, OptimizerState};
@@ -76,12 +76,7 @@ pub(super) fn save_checkpoint(
         ("global_step".to_string(), state.global_step.to_string()),
     ]);
     write_safetensors_atomic(&dir.join(OPTIMIZER_FILE), &named, Some(metadata))?;
-    let path = dir.join(STATE_FILE);
-    let json = serde_json::to_vec_pretty(state).map_err(|source| TrainError::Json {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(write_file_atomic(&path, &json)?)
+    super::write_json(&dir.join(STATE_FILE), state)
 }
 
 /// Loads and validates `state.json` from `dir`.

@@ -343,12 +343,7 @@ impl RunDir {
     }
 
     fn write_json(&self, name: &str, value: &impl Serialize) -> Result<()> {
-        let path = self.file(name);
-        let json = serde_json::to_vec_pretty(value).map_err(|source| TrainError::Json {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(write_file_atomic(&path, &json)?)
+        write_json(&self.file(name), value)
     }
 
     fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
@@ -363,6 +358,15 @@ impl RunDir {
             source,
         })
     }
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value).map_err(|source| TrainError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(write_file_atomic(path, &json)?)
 }
 
 /// `model`'s tensors with those stored in `file` put in their place, as a new model.
