@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4's head-only job, side by side: the recipe's PyTorch loop vs
+# The head-only job, side by side: the recipe's PyTorch loop vs
 # `finetune train --train head --no-augment`, same data, same weights, same
 # epochs, each timed end to end (process start to exit) with peak RSS.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4's memory goal, side by side: peak RSS of full fine-tuning (every
+# The memory comparison, side by side: peak RSS of full fine-tuning (every
 # layer trainable) at batch 32, 96x96, on the CPU, ours vs PyTorch, same data
 # and weights, one epoch over $N images without evaluation.
 #

@@ -16,8 +16,8 @@ commands:
   finetune [FLAGS]   fetch STL10 + VGG16 if absent, then `finetune train` with the recipe's
                      defaults; FLAGS pass through to `finetune train` (e.g. --out runs/x,
                      --train head, --epochs 5). `--data DIR` / `--weights FILE` skip the fetch.
-  ci                 cargo fmt --check, cargo clippy -D warnings, cargo test, and the data and
-                     model crates tested alone (what .ci/run runs)
+  ci                 cargo fmt --check, cargo clippy -D warnings, cargo test, and the library
+                     crates tested without their download feature (what .ci/run runs)
   bench              criterion benchmarks of the data pipeline";
 
 fn main() -> ExitCode {
@@ -57,9 +57,19 @@ fn ci() -> Result<()> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace"])?;
-    // The libraries on their own, without the `download` feature the CLI
-    // turns on: what a project that only wants the loader or the model gets.
-    cargo(&["test", "-p", "finetune-data", "-p", "finetune-model"])?;
+    // The libraries without the `download` feature the CLI turns on: what a
+    // project that only wants the loader, the model or the loop gets.
+    cargo(&[
+        "test",
+        "-p",
+        "finetune-files",
+        "-p",
+        "finetune-data",
+        "-p",
+        "finetune-model",
+        "-p",
+        "finetune-train",
+    ])?;
     Ok(())
 }
 

@@ -17,10 +17,8 @@
 use std::fs;
 use std::path::PathBuf;
 
-pub use finetune_download::DownloadError;
-use finetune_download::{
-    dir_or_cache, env_var, parse_checksum, say, Algorithm, Archive, KnownSize,
-};
+pub use finetune_files::FilesError;
+use finetune_files::{dir_or_cache, env_var, parse_checksum, say, Algorithm, Archive, KnownSize};
 
 use crate::{Split, Stl10, STL10_CLASS_NAMES_FILE, STL10_DIR, STL10_FOLDS_FILE, STL10_IMAGE_BYTES};
 
@@ -91,12 +89,12 @@ impl Stl10Download {
     }
 
     /// Settings from an environment lookup: `dir`, else `<cache>/stl10` (see
-    /// [`finetune_download::cache_dir_from`]); `FINETUNE_STL10_URL` and `FINETUNE_STL10_MD5`
+    /// [`finetune_files::cache_dir_from`]); `FINETUNE_STL10_URL` and `FINETUNE_STL10_MD5`
     /// override the official archive and md5.
     pub fn from_env(
         dir: Option<PathBuf>,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, DownloadError> {
+    ) -> Result<Self, FilesError> {
         let mut download = Stl10Download::new(dir_or_cache(dir, &env, "stl10")?);
         if let Some(url) = env_var(&env, "FINETUNE_STL10_URL") {
             download.url = url;
@@ -111,7 +109,7 @@ impl Stl10Download {
     /// `stl10_binary/` ([`Stl10Download::dir`], what [`Stl10::open`] takes).
     /// Does nothing when the files are already there. An interrupted
     /// download resumes on the next call; a bad one leaves nothing behind.
-    pub fn fetch(&self) -> Result<PathBuf, DownloadError> {
+    pub fn fetch(&self) -> Result<PathBuf, FilesError> {
         let md5 = parse_checksum(
             Algorithm::Md5,
             "the STL10 md5 (--md5 or FINETUNE_STL10_MD5)",
@@ -143,7 +141,7 @@ impl Stl10Download {
             );
             return Ok(self.dir.clone());
         }
-        fs::create_dir_all(&out).map_err(DownloadError::io("create", &out))?;
+        fs::create_dir_all(&out).map_err(FilesError::io("create", &out))?;
         say(
             self.quiet,
             &format!("fetching STL10 from {} into {}", self.url, out.display()),
@@ -162,7 +160,7 @@ impl Stl10Download {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use finetune_download::testing::env_of;
+    use finetune_files::testing::env_of;
     use std::path::Path;
 
     #[test]

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use finetune_data::download::{stl10_files, DownloadError, Stl10Download, STL10_MD5};
-use finetune_download::testing::{
+use finetune_data::download::{stl10_files, FilesError, Stl10Download, STL10_MD5};
+use finetune_files::testing::{
     breaking_server, md5_hex, tar_gz, tree, unreachable_url, TestServer,
 };
 
@@ -92,7 +92,7 @@ fn stl10_wrong_md5_fails_clearly_and_leaves_nothing() {
         .unwrap_err();
 
     assert!(
-        matches!(error, DownloadError::ChecksumMismatch { .. }),
+        matches!(error, FilesError::ChecksumMismatch { .. }),
         "{error:?}"
     );
     let message = error.to_string();
@@ -138,10 +138,7 @@ fn stl10_broken_connection_keeps_the_partial_file_and_the_next_run_resumes() {
 
     let error = broken.fetch().unwrap_err();
 
-    assert!(
-        matches!(error, DownloadError::Interrupted { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, FilesError::Interrupted { .. }), "{error:?}");
     assert!(error.to_string().contains("again to resume"), "{error}");
     // Only the partial archive is left: no staged or final dataset files.
     assert_eq!(
@@ -209,10 +206,7 @@ fn stl10_refuses_an_entry_outside_the_target_and_writes_nothing() {
         .fetch()
         .unwrap_err();
 
-    assert!(
-        matches!(error, DownloadError::UnsafeEntry { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, FilesError::UnsafeEntry { .. }), "{error:?}");
     assert!(error.to_string().contains("../evil"), "{error}");
     // Nothing anywhere: no evil file, no half-extracted dataset, no archive.
     assert_eq!(tree(tmp.path()), Vec::<PathBuf>::new());
@@ -244,10 +238,7 @@ fn unreachable_url_fails_fast_naming_the_url_and_the_way_out() {
     let error = stl10_request(tmp.path(), url.clone(), STL10_MD5.to_string())
         .fetch()
         .unwrap_err();
-    assert!(
-        matches!(error, DownloadError::Unreachable { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, FilesError::Unreachable { .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains(&url), "{message}");
     assert!(message.contains("FINETUNE_STL10_URL"), "{message}");

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
 
-use crate::atomic::write_safetensors_atomic;
 use crate::init::new_head_vars;
 use crate::layers::{TensorRole, TensorSpec};
 use crate::vgg::{tensor_specs, Vgg};
 use crate::{Mismatch, ModelError, VggConfig};
+use finetune_files::atomic::write_atomic;
 
 /// Which names a checkpoint uses for the classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,11 +369,28 @@ impl Vgg {
     /// Writes the full state dict with torchvision names (and the current
     /// head's shape) as safetensors, which
     /// `torchvision.models.vgg16(num_classes=n).load_state_dict(safetensors.torch.load_file(path))`
-    /// accepts. Written atomically ([`crate::atomic`]), so a crash never
+    /// accepts. Written atomically ([`write_safetensors`]), so a crash never
     /// leaves a half-written checkpoint under `path`.
     pub fn save_safetensors(&self, path: &Path) -> Result<(), ModelError> {
-        write_safetensors_atomic(path, &self.to_named_tensors(), None)
+        write_safetensors(path, &self.to_named_tensors(), None)
     }
+}
+
+/// Writes named tensors as a safetensors file, atomically
+/// ([`finetune_files::atomic`]), streaming tensor by tensor (no whole-file
+/// buffer in memory).
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<(), ModelError> {
+    write_atomic(path, |tmp| {
+        let data = tensors.iter().map(|(n, t)| (n.as_str(), t));
+        safetensors::serialize_to_file(data, metadata, tmp).map_err(|e| ModelError::Io {
+            path: tmp.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -7,6 +7,9 @@ use std::str::FromStr;
 
 use crate::ModelError;
 
+/// The side of the map `avgpool` makes, `nn.AdaptiveAvgPool2d((7, 7))`.
+pub(crate) const POOLED_SIDE: usize = 7;
+
 /// One of torchvision's four VGG depths (`models/vgg.py`, `cfgs` "A", "B", "D", "E").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VggVariant {
@@ -173,7 +176,7 @@ impl VggConfig {
 
     /// Length of the flattened pooled features, the input of `classifier.0` (25 088 at full width).
     pub fn flat_features(&self) -> usize {
-        self.feature_channels() * 7 * 7
+        self.feature_channels() * POOLED_SIDE * POOLED_SIDE
     }
 
     pub(crate) fn validate(&self) -> Result<(), ModelError> {

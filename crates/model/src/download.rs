@@ -21,8 +21,8 @@
 use std::fs;
 use std::path::PathBuf;
 
-pub use finetune_download::DownloadError;
-use finetune_download::{
+pub use finetune_files::FilesError;
+use finetune_files::{
     dir_or_cache, env_var, find_in_hf_cache, hf_hub_cache_from, hf_url, parse_checksum, say,
     Algorithm, Download,
 };
@@ -85,7 +85,7 @@ impl Vgg16Download {
     pub fn from_env(
         dir: Option<PathBuf>,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, DownloadError> {
+    ) -> Result<Self, FilesError> {
         let mut download = Vgg16Download::new(dir_or_cache(dir, &env, "weights")?);
         match env_var(&env, "FINETUNE_VGG16_URL") {
             Some(url) => download.url = url,
@@ -103,7 +103,7 @@ impl Vgg16Download {
     /// [`Vgg16Download::dir`], or in the Hugging Face cache when a copy is
     /// there). Does nothing if the file is already in `dir`. An interrupted
     /// download resumes on the next call; one that fails its checksum is deleted.
-    pub fn fetch(&self) -> Result<PathBuf, DownloadError> {
+    pub fn fetch(&self) -> Result<PathBuf, FilesError> {
         let expected = self
             .sha256
             .as_deref()
@@ -131,7 +131,7 @@ impl Vgg16Download {
             );
             return Ok(found);
         }
-        fs::create_dir_all(&self.dir).map_err(DownloadError::io("create", &self.dir))?;
+        fs::create_dir_all(&self.dir).map_err(FilesError::io("create", &self.dir))?;
         let part = self.dir.join(format!("{VGG16_FILE_NAME}.part"));
         say(
             self.quiet,
@@ -148,7 +148,7 @@ impl Vgg16Download {
             Some(expected) if expected != finished.digest => {
                 // Never leave a file that failed its checksum where it could be used.
                 let _ = fs::remove_file(&part);
-                return Err(DownloadError::ChecksumMismatch {
+                return Err(FilesError::ChecksumMismatch {
                     url: self.url.clone(),
                     algorithm: Algorithm::Sha256.name(),
                     expected,
@@ -164,7 +164,7 @@ impl Vgg16Download {
                 ),
             ),
         }
-        fs::rename(&part, &target).map_err(DownloadError::io("rename into place", &target))?;
+        fs::rename(&part, &target).map_err(FilesError::io("rename into place", &target))?;
         say(
             self.quiet,
             &format!("the VGG16 weights are at {}", target.display()),
@@ -176,7 +176,7 @@ impl Vgg16Download {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use finetune_download::testing::env_of;
+    use finetune_files::testing::env_of;
     use std::path::Path;
 
     #[test]

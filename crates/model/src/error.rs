@@ -9,6 +9,9 @@ pub enum ModelError {
     /// A tensor operation failed (device, shape or dtype problem inside candle).
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
+    /// Writing a file atomically failed.
+    #[error(transparent)]
+    File(#[from] finetune_files::FilesError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

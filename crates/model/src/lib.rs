@@ -16,10 +16,10 @@
 //!   over large GEMMs (with their backward passes) on f32 CPU tensors,
 //!   candle's own ops elsewhere; training binaries should call
 //!   [`retain_freed_memory`] once (see `README.md` for figures).
-//! - Weights on disk: [`atomic`] writes every file so that a crash leaves the
-//!   old one or the new one; [`relative_diff`] compares tensors as the golden
-//!   tests do; with the `download` feature, [`download`] fetches torchvision's
-//!   ImageNet VGG16.
+//! - Tensors on disk: [`write_safetensors`] writes atomically (a crash leaves
+//!   the old file or the new one); [`relative_diff`] compares tensors as the
+//!   golden tests do; with the `download` feature, [`download`] fetches
+//!   torchvision's ImageNet VGG16.
 //!
 //! The code follows torchvision's `VGG`: `features.rs` (conv blocks) and
 //! `classifier.rs` are built from the layer modules in `layers/`, each
@@ -49,7 +49,6 @@
 //! # }
 //! ```
 
-pub mod atomic;
 mod checkpoint;
 mod classifier;
 mod compare;
@@ -64,7 +63,9 @@ mod layers;
 mod ops;
 mod vgg;
 
-pub use checkpoint::{stored_num_classes, CheckpointFormat, LoadReport, NamingScheme};
+pub use checkpoint::{
+    stored_num_classes, write_safetensors, CheckpointFormat, LoadReport, NamingScheme,
+};
 pub use compare::{max_abs_diff, relative_diff};
 pub use config::{VggConfig, VggVariant};
 pub use device::select_device;

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use finetune_download::testing::{
+use finetune_files::testing::{
     breaking_server, bytes, sha256_hex, tree, unreachable_url, Route, TestServer,
 };
-use finetune_model::download::{vgg16_url, DownloadError, Vgg16Download, VGG16_FILE_NAME};
+use finetune_model::download::{vgg16_url, FilesError, Vgg16Download, VGG16_FILE_NAME};
 
 fn weights_request(dir: &Path, url: String) -> Vgg16Download {
     Vgg16Download {
@@ -97,12 +97,12 @@ fn an_explicit_sha256_wins_over_the_server() {
     request.sha256 = Some(sha256_hex(b"not these bytes"));
     assert!(matches!(
         request.fetch(),
-        Err(DownloadError::ChecksumMismatch { .. })
+        Err(FilesError::ChecksumMismatch { .. })
     ));
     request.sha256 = Some("not hex".to_string());
     assert!(matches!(
         request.fetch(),
-        Err(DownloadError::BadChecksum { .. })
+        Err(FilesError::BadChecksum { .. })
     ));
 }
 
@@ -163,10 +163,7 @@ fn weights_broken_connection_then_resume() {
     let error = weights_request(tmp.path(), breaking_server(weights.clone(), 20_000))
         .fetch()
         .unwrap_err();
-    assert!(
-        matches!(error, DownloadError::Interrupted { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, FilesError::Interrupted { .. }), "{error:?}");
     let part = tmp.path().join(format!("{}.part", VGG16_FILE_NAME));
     assert_eq!(fs::read(&part).unwrap(), weights[..20_000]);
 

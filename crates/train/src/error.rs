@@ -8,6 +8,9 @@ pub enum TrainError {
     /// A tensor operation failed inside candle.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
+    /// Writing a file atomically failed.
+    #[error(transparent)]
+    File(#[from] finetune_files::FilesError),
     /// The model refused an input or a file.
     #[error(transparent)]
     Model(#[from] finetune_model::ModelError),

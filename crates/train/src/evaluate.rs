@@ -10,14 +10,18 @@ use crate::source::{BatchSource, Next};
 use crate::step::forward_loss;
 use crate::{Metrics, MetricsAccumulator, Result};
 
-/// Evaluates `model` on every batch of `source`; `on_batch` sees each batch's
-/// dataset indices and its softmax probabilities (`[n * num_classes]`,
+/// What [`evaluate_source`] hands out per batch besides the metrics: the
+/// batch's dataset indices and softmax probabilities (`[n * num_classes]`,
 /// row-major), for prediction files.
+pub(crate) type OnBatch<'a> = &'a mut dyn FnMut(&[usize], &[f32]) -> Result<()>;
+
+/// Evaluates `model` on every batch of `source`, handing each batch to
+/// `on_batch` when there is one.
 pub(crate) fn evaluate_source(
     model: &Vgg,
     source: &BatchSource<'_>,
     progress: &Progress,
-    mut on_batch: impl FnMut(&[usize], &[f32]) -> Result<()>,
+    mut on_batch: Option<OnBatch<'_>>,
 ) -> Result<Metrics> {
     let cut = source.cut();
     let mut metrics = MetricsAccumulator::new(model.config().num_classes);
@@ -26,10 +30,12 @@ pub(crate) fn evaluate_source(
     source.for_each(model, 0, 0, |batch| {
         let output = forward_loss(model, &batch.input, cut, &batch.labels, &Mode::Eval)?;
         output.record(&mut metrics, &batch.labels)?;
-        let probs: Vec<f32> = candle_nn::ops::softmax_last_dim(&output.logits)?
-            .flatten_all()?
-            .to_vec1()?;
-        on_batch(&batch.indices, &probs)?;
+        if let Some(on_batch) = on_batch.as_mut() {
+            let probs: Vec<f32> = candle_nn::ops::softmax_last_dim(&output.logits)?
+                .flatten_all()?
+                .to_vec1()?;
+            on_batch(&batch.indices, &probs)?;
+        }
         seen += batch.labels.len();
         bar.update(seen, seen, batch.waited);
         Ok(Next::Continue)
@@ -40,7 +46,11 @@ pub(crate) fn evaluate_source(
 
 /// Metrics of `model` on `loader` in eval mode, for `finetune eval`.
 pub fn evaluate(model: &Vgg, loader: &PrefetchLoader, quiet: bool) -> Result<Metrics> {
-    evaluate_with(model, loader, quiet, |_, _| Ok(()))
+    let source = BatchSource::Images {
+        loader,
+        cut: finetune_model::Cut::Input,
+    };
+    evaluate_source(model, &source, &Progress::new(quiet), None)
 }
 
 /// Like [`evaluate`], also handing `on_batch` each batch's dataset indices and
@@ -50,11 +60,11 @@ pub fn evaluate_with(
     model: &Vgg,
     loader: &PrefetchLoader,
     quiet: bool,
-    on_batch: impl FnMut(&[usize], &[f32]) -> Result<()>,
+    mut on_batch: impl FnMut(&[usize], &[f32]) -> Result<()>,
 ) -> Result<Metrics> {
     let source = BatchSource::Images {
         loader,
         cut: finetune_model::Cut::Input,
     };
-    evaluate_source(model, &source, &Progress::new(quiet), on_batch)
+    evaluate_source(model, &source, &Progress::new(quiet), Some(&mut on_batch))
 }

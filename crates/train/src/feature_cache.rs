@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use finetune_data::{LoaderConfig, PrefetchLoader};
-use finetune_model::atomic::write_safetensors_atomic;
+use finetune_model::write_safetensors;
 use finetune_model::{Cut, Vgg};
 
 use crate::features::Features;
@@ -176,7 +176,7 @@ fn save(path: &std::path::Path, features: &Features) -> Result<()> {
             )?,
         ),
     ];
-    Ok(write_safetensors_atomic(path, &tensors, None)?)
+    Ok(write_safetensors(path, &tensors, None)?)
 }
 
 fn load(path: &std::path::Path, cut: Cut, device: &Device) -> Result<Features> {

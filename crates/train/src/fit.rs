@@ -479,12 +479,7 @@ impl EpochRun<'_> {
                 cut: Cut::Input,
             },
         };
-        Ok(Some(evaluate_source(
-            model,
-            &source,
-            self.progress,
-            |_, _| Ok(()),
-        )?))
+        Ok(Some(evaluate_source(model, &source, self.progress, None)?))
     }
 }
 
@@ -526,8 +521,8 @@ fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
 /// parameter groups: the backbone (`features.*`) at `backbone_lr_scale`, the
 /// classifier at 1, biases optionally without weight decay.
 fn param_groups(model: &mut Vgg, policy: FreezePolicy, config: &FitConfig) -> Vec<ParamGroup> {
-    let config_of_model = model.config().clone();
-    model.set_trainable(|name| policy.is_trainable(name, &config_of_model));
+    let trainable = policy.trainable_in(model.config());
+    model.set_trainable(trainable);
     let (backbone, head): (Vec<_>, Vec<_>) = model
         .trainable_parameters()
         .into_iter()

@@ -32,7 +32,14 @@ impl FreezePolicy {
     /// for the `_bn` variants. Names outside `features.*` and `classifier.*`
     /// train only under [`FreezePolicy::All`].
     pub fn is_trainable(&self, param_name: &str, config: &VggConfig) -> bool {
-        self.is_trainable_with_pools(param_name, &config.pool_indices())
+        self.trainable_in(config)(param_name)
+    }
+
+    /// [`FreezePolicy::is_trainable`] for the network `config` describes, as
+    /// a predicate over parameter names (for `Vgg::set_trainable`).
+    pub fn trainable_in(self, config: &VggConfig) -> impl Fn(&str) -> bool {
+        let pools = config.pool_indices();
+        move |name| self.is_trainable_with_pools(name, &pools)
     }
 
     fn is_trainable_with_pools(&self, param_name: &str, pool_indices: &[usize]) -> bool {

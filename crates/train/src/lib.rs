@@ -75,7 +75,6 @@ mod step;
 pub use early_stopping::{EarlyStopping, Monitor};
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, evaluate_with};
-pub use features::Features;
 pub use fit::{fit, FitConfig, FitData, FitSummary, StopReason};
 pub use freeze::{FreezePolicy, Unfreeze};
 pub use log::{read_log, EpochRecord, LogRecord, RunLog};

@@ -1,7 +1,7 @@
 //! PNG pictures of a run: loss and accuracy per epoch, and the confusion matrix.
 //!
 //! Drawn with plotters into an RGB buffer, encoded as PNG with `image`, and
-//! written through [`finetune_model::atomic::write_file_atomic`], so a viewer never
+//! written through [`finetune_files::atomic::write_file_atomic`], so a viewer never
 //! sees half a picture. Labels use a built-in bitmap font (see `font.rs`).
 
 mod font;
@@ -9,7 +9,7 @@ mod font;
 use std::ops::Range;
 use std::path::Path;
 
-use finetune_model::atomic::write_file_atomic;
+use finetune_files::atomic::write_file_atomic;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 

@@ -148,12 +148,24 @@ impl BatchSource<'_> {
                     .take(loader.len());
                 visit_features(features, chunks, skip, visit)
             }
-            BatchSource::StoredFeatures(features) => visit_features(
-                features,
-                features.indices.chunks(FEATURE_BATCH),
-                skip,
-                visit,
-            ),
+            BatchSource::StoredFeatures(features) => {
+                // Rows in stored order: each batch is a view, not a copy.
+                let n = features.len();
+                for (step, start) in (0..n).step_by(FEATURE_BATCH).enumerate().skip(skip) {
+                    let rows = FEATURE_BATCH.min(n - start);
+                    let next = visit(SourceBatch {
+                        step,
+                        input: features.data.narrow(0, start, rows)?,
+                        labels: features.labels[start..start + rows].to_vec(),
+                        indices: features.indices[start..start + rows].to_vec(),
+                        waited: Duration::ZERO,
+                    })?;
+                    if next == Next::Stop {
+                        break;
+                    }
+                }
+                Ok(Duration::ZERO)
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use finetune_data::{DataOptions, Label, LoaderConfig, Pipeline, PrefetchLoader, Split};
-use finetune_model::atomic::write_file_atomic;
+use finetune_files::atomic::write_file_atomic;
 use finetune_model::select_device;
 use finetune_train::{evaluate_with, predictions_csv, report};
 

@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
 use finetune_data::{DataOptions, LoaderConfig, Pipeline, PrefetchLoader, Split};
 use finetune_model::{select_device, Vgg, VggConfig};
 use finetune_train::{
     fit, AdamWConfig, FitConfig, FitData, FreezePolicy, LrSchedule, Monitor, OptimizerConfig,
     OptimizerKind, RunDir, RunSetup, Schedule, SgdConfig, StopReason, Unfreeze, Warmup, WarmupUnit,
-    ARGS_FILE, BEST_WEIGHTS, LAST_WEIGHTS,
+    ARGS_FILE, BEST_WEIGHTS, CONFUSION_PNG, HISTORY_PNG, LAST_WEIGHTS, LOG_FILE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -95,7 +96,7 @@ pub struct TrainArgs {
     pub backbone_lr_scale: f64,
 
     /// Optimiser: `sgd` or `adamw` (PyTorch's update rules).
-    #[arg(long, default_value = "sgd")]
+    #[arg(long, default_value = "sgd", value_parser = optimizer_kind())]
     pub optimizer: OptimizerKind,
     /// Base learning rate. The recipe's companion article uses 1e-5, which
     /// barely moves in 20 epochs; 1e-3 is a sane SGD default for fine-tuning.
@@ -199,6 +200,12 @@ pub struct TrainArgs {
     #[arg(long, short)]
     #[serde(skip)]
     pub quiet: bool,
+}
+
+/// `--optimizer`: the names `OptimizerKind` parses, listed in `--help`.
+fn optimizer_kind() -> impl TypedValueParser<Value = OptimizerKind> {
+    clap::builder::PossibleValuesParser::new(["sgd", "adamw"])
+        .try_map(|name| name.parse::<OptimizerKind>())
 }
 
 /// The learning-rate schedules `--schedule` names.
@@ -457,7 +464,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 );
             }
             println!(
-                "results in {out_str}: {BEST_WEIGHTS}, {LAST_WEIGHTS}, log.jsonl, history.png, confusion.png"
+                "results in {out_str}: {BEST_WEIGHTS}, {LAST_WEIGHTS}, {LOG_FILE}, {HISTORY_PNG}, {CONFUSION_PNG}"
             );
             println!(
                 "evaluate with: finetune eval --data {} --weights {}",

@@ -1,5 +1,5 @@
 //! What the CLI tests share: the local HTTP server and archive builders of
-//! `finetune_download::testing`, a tiny STL10 archive's files, and the
+//! `finetune_files::testing`, a tiny STL10 archive's files, and the
 //! `finetune` binary cut off from the user's caches.
 
 // Each test binary uses a different part of this module.
@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-pub use finetune_download::testing::*;
+pub use finetune_files::testing::*;
 
 /// The members of a tiny STL10 archive (3 train, 2 test, 1 unlabeled image).
 pub fn tiny_stl10_files() -> Vec<(String, Vec<u8>)> {

@@ -64,8 +64,10 @@ impl Pipeline {
                     steps.push(Step::Flip(RandomHorizontalFlip { p }));
                 }
                 ("totensor", []) => tensor = true,
-                ("normalize", []) | ("normalize", ["stl10"]) => normalize = Some(Normalize::stl10()),
-                ("normalize", ["imagenet"]) => normalize = Some(Normalize::imagenet()),
+                ("normalize", []) => normalize = Some(Normalize::stl10()),
+                ("normalize", [name]) if Normalize::named(name).is_some() => {
+                    normalize = Normalize::named(name)
+                }
                 ("normalize", [mean, std]) => {
                     let (Some(mean), Some(std)) = (parse_triple(mean), parse_triple(std)) else {
                         return Err(bad(step, "expected normalize:M/M/M:S/S/S"));

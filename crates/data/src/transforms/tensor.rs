@@ -48,15 +48,23 @@ impl Normalize {
         }
     }
 
+    /// The statistics that have a name.
+    pub const NAMES: [&'static str; 2] = ["stl10", "imagenet"];
+
+    /// The statistics called `name`, one of [`Normalize::NAMES`].
+    pub fn named(name: &str) -> Option<Normalize> {
+        match name {
+            "stl10" => Some(Normalize::stl10()),
+            "imagenet" => Some(Normalize::imagenet()),
+            _ => None,
+        }
+    }
+
     /// `"stl10"` or `"imagenet"` when these are one of the named statistics.
     pub fn name(&self) -> Option<&'static str> {
-        if *self == Normalize::stl10() {
-            Some("stl10")
-        } else if *self == Normalize::imagenet() {
-            Some("imagenet")
-        } else {
-            None
-        }
+        Normalize::NAMES
+            .into_iter()
+            .find(|name| Normalize::named(name) == Some(*self))
     }
 
     /// Normalises `chw` (3 equal planes) in place.

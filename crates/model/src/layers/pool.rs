@@ -4,6 +4,7 @@
 
 use candle_core::Tensor;
 
+use crate::config::POOLED_SIDE;
 use crate::ops::adaptive_pool::adaptive_avg_pool2d;
 use crate::ops::max_pool::max_pool2x2;
 use crate::ModelError;
@@ -24,11 +25,8 @@ impl MaxPool2d {
 pub(crate) struct AdaptiveAvgPool2d;
 
 impl AdaptiveAvgPool2d {
-    /// The side of torchvision VGG's pooled map.
-    pub(crate) const SIDE: usize = 7;
-
     /// `[N, C, H, W]` to `[N, C * 7 * 7]`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
-        Ok(adaptive_avg_pool2d(x, Self::SIDE, Self::SIDE)?.flatten_from(1)?)
+        Ok(adaptive_avg_pool2d(x, POOLED_SIDE, POOLED_SIDE)?.flatten_from(1)?)
     }
 }

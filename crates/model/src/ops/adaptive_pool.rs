@@ -73,7 +73,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bins_match_the_recipe_facts_for_3_to_7() {
+    fn bins_follow_aten_for_3_to_7() {
         // ATen's start/end formula for 3 -> 7: [0,1) [0,1) [0,2) [1,2) [1,3) [2,3) [2,3).
         let bins: Vec<_> = (0..7).map(|i| adaptive_bin(i, 3, 7)).collect();
         assert_eq!(

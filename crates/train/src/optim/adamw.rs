@@ -6,10 +6,9 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    check_keys, check_non_negative, conform, flatten, Optimizer, OptimizerKind, OptimizerState,
-    ParamGroup, Slot,
-};
+use super::groups::ParamGroup;
+use super::optimizer::{Optimizer, OptimizerKind, OptimizerState};
+use super::slots::{check_keys, check_non_negative, conform, flatten, Slot};
 use crate::{Result, TrainError};
 
 /// Settings of [`AdamW`]; the defaults are PyTorch's.

@@ -7,11 +7,10 @@ use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
+use super::groups::ParamGroup;
+use super::optimizer::{Optimizer, OptimizerKind, OptimizerState};
 use super::sgd_cpu;
-use super::{
-    check_keys, check_non_negative, conform, flatten, Optimizer, OptimizerKind, OptimizerState,
-    ParamGroup, Slot,
-};
+use super::slots::{check_keys, check_non_negative, conform, flatten, Slot};
 use crate::{Result, TrainError};
 
 /// Settings of [`Sgd`]; the defaults are PyTorch's except the learning rate.

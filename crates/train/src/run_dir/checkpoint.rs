@@ -1,7 +1,7 @@
 //! One checkpoint's files: the run state (`state.json`) and the optimiser
 //! state (`optimizer.safetensors`).
 //!
-//! Both are written atomically ([`finetune_model::atomic`]), the optimiser
+//! Both are written atomically ([`finetune_files::atomic`]), the optimiser
 //! state first, and both record the global step, so a kill between the two
 //! is detected on load instead of resuming from a mismatched pair.
 
@@ -10,18 +10,22 @@ use std::fs;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use finetune_model::atomic::write_safetensors_atomic;
+use finetune_model::write_safetensors;
 use serde::{Deserialize, Serialize};
 
+use super::json::{read_json, write_json};
 use crate::optim::{OptimizerKind, OptimizerState};
 use crate::{Result, TrainError};
 
-/// File name of the run state inside a run directory.
+/// File name of the run state inside a checkpoint directory.
 pub(super) const STATE_FILE: &str = "state.json";
-/// File name of the optimiser state inside a run directory.
+/// File name of the optimiser state inside a checkpoint directory.
 pub(super) const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// Version of the `state.json` layout; bumped when fields change meaning.
-pub const STATE_FORMAT_VERSION: u32 = 1;
+/// 2 no longer writes `rng`; version 1 files still load.
+pub const STATE_FORMAT_VERSION: u32 = 2;
+/// The oldest `state.json` layout this version reads.
+const OLDEST_STATE_FORMAT: u32 = 1;
 
 /// Everything besides tensors that a resumed run needs: saved as `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,8 +47,9 @@ pub struct RunState {
     pub best_epoch: Option<usize>,
     /// Epochs since the best metric improved, for early stopping's patience.
     pub epochs_without_improvement: usize,
-    /// Ignored: runs before 0.1 wrote the random generator's position here,
-    /// always zeros (every draw is a function of seed, epoch and index).
+    /// Ignored: version 1 wrote the random generator's position here (the
+    /// seed, and a stream and word position that were always 0); every draw
+    /// is a function of seed, epoch and index, so there is nothing to restore.
     #[serde(default, skip_serializing)]
     pub(crate) rng: Option<serde::de::IgnoredAny>,
     /// Which optimiser wrote `optimizer.safetensors`.
@@ -75,23 +80,19 @@ pub(super) fn save_checkpoint(
         ("optimizer".to_string(), optimizer.kind.to_string()),
         ("global_step".to_string(), state.global_step.to_string()),
     ]);
-    write_safetensors_atomic(&dir.join(OPTIMIZER_FILE), &named, Some(metadata))?;
-    super::write_json(&dir.join(STATE_FILE), state)
+    write_safetensors(&dir.join(OPTIMIZER_FILE), &named, Some(metadata))?;
+    write_json(&dir.join(STATE_FILE), state, true)
 }
 
 /// Loads and validates `state.json` from `dir`.
 pub(super) fn load_run_state(dir: &Path) -> Result<RunState> {
     let path = dir.join(STATE_FILE);
-    let bytes = fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
-    let state: RunState = serde_json::from_slice(&bytes).map_err(|source| TrainError::Json {
-        path: path.clone(),
-        source,
-    })?;
-    if state.format_version != STATE_FORMAT_VERSION {
+    let state: RunState = read_json(&path)?;
+    if !(OLDEST_STATE_FORMAT..=STATE_FORMAT_VERSION).contains(&state.format_version) {
         return Err(TrainError::Checkpoint {
             path,
             message: format!(
-                "format_version {} is not the supported {STATE_FORMAT_VERSION}",
+                "format_version {} is not one this finetune reads ({OLDEST_STATE_FORMAT} to {STATE_FORMAT_VERSION}): resume it with the finetune that wrote it",
                 state.format_version
             ),
         });
@@ -213,7 +214,7 @@ mod tests {
             ("optimizer".to_string(), "sgd".to_string()),
             ("global_step".to_string(), "20".to_string()),
         ]);
-        write_safetensors_atomic(&dir.path().join(OPTIMIZER_FILE), &named, Some(meta)).unwrap();
+        write_safetensors(&dir.path().join(OPTIMIZER_FILE), &named, Some(meta)).unwrap();
         let err = load_checkpoint(dir.path(), &Device::Cpu)
             .unwrap_err()
             .to_string();
@@ -232,13 +233,21 @@ mod tests {
     }
 
     #[test]
-    fn a_state_written_before_0_1_with_its_rng_field_still_loads() {
+    fn a_version_1_state_with_its_rng_field_still_loads_and_a_future_one_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let (state, _) = sample_state(3);
         let mut json = serde_json::to_value(&state).unwrap();
         assert!(json.get("rng").is_none(), "no longer written");
         json["rng"] = serde_json::json!({"seed": 0, "stream": 0, "word_pos": "0"});
+        json["format_version"] = 1.into();
         fs::write(dir.path().join(STATE_FILE), json.to_string()).unwrap();
         assert_eq!(load_run_state(dir.path()).unwrap().global_step, 3);
+        json["format_version"] = 9.into();
+        fs::write(dir.path().join(STATE_FILE), json.to_string()).unwrap();
+        let err = load_run_state(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("state.json") && err.contains("format_version 9"),
+            "{err}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! | file | written | read by |
 //! | --- | --- | --- |
-//! | `args.json` | when a run starts: the command's flags, opaque here | resuming (the same flags again) |
+//! | `args.json` | when a run starts: the command's flags, as the command writes them | resuming (the same flags again); a 0.1 run's setup |
 //! | `preprocess.json` | when a run starts or resumes: [`RunSetup`] | evaluation and prediction |
 //! | `log.jsonl` | a configuration line at the start, one line per epoch ([`RunLog`]) | resuming (the history), people |
 //! | `history.png`, `confusion.png` | after each epoch | people |
@@ -13,14 +13,18 @@
 //! | `last.safetensors`, `best.safetensors` | when the run ends, stops early or is interrupted | everyone (torchvision names) |
 
 mod checkpoint;
+mod json;
 
 use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
-use finetune_model::atomic::{link_atomic, write_file_atomic, write_safetensors_atomic};
+use finetune_files::atomic::link_atomic;
+use finetune_model::write_safetensors;
 use finetune_model::Vgg;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use json::{parse_json, read_json, write_json};
 
 pub use checkpoint::{RunState, STATE_FORMAT_VERSION};
 
@@ -205,28 +209,36 @@ impl RunDir {
 
     /// Writes the command's flags as [`ARGS_FILE`].
     pub fn write_args(&self, args: &impl Serialize) -> Result<()> {
-        self.write_json(ARGS_FILE, args)
+        write_json(&self.file(ARGS_FILE), args, true)
     }
 
     /// Reads [`ARGS_FILE`] back as the command's flags.
     pub fn read_args<T: DeserializeOwned>(&self) -> Result<T> {
-        self.read_json(ARGS_FILE)
+        read_json(&self.file(ARGS_FILE))
     }
 
     /// Writes [`PREPROCESS_FILE`].
     pub fn write_setup(&self, setup: &RunSetup) -> Result<()> {
-        self.write_json(PREPROCESS_FILE, setup)
+        write_json(&self.file(PREPROCESS_FILE), setup, true)
     }
 
     /// Reads [`PREPROCESS_FILE`]; a run from before 0.1 has part of it in
     /// its [`ARGS_FILE`], read under the names those runs used.
     pub fn read_setup(&self) -> Result<RunSetup> {
-        let value: serde_json::Value = self.read_json(PREPROCESS_FILE)?;
-        if value.get("width_divisor").is_some() {
-            return self.parse_json(PREPROCESS_FILE, value);
+        let value: serde_json::Value = read_json(&self.file(PREPROCESS_FILE))?;
+        // A file with any of the fields 0.1 did not write is the new layout,
+        // all of whose fields are required.
+        let new = [
+            "width_divisor",
+            "classifier_hidden",
+            "split_seed",
+            "test_fraction",
+        ];
+        if new.iter().any(|field| value.get(field).is_some()) {
+            return parse_json(&self.file(PREPROCESS_FILE), value);
         }
-        let old: SetupV0 = self.parse_json(PREPROCESS_FILE, value)?;
-        let args: ArgsV0 = self.read_json(ARGS_FILE)?;
+        let old: SetupV0 = parse_json(&self.file(PREPROCESS_FILE), value)?;
+        let args: ArgsV0 = read_json(&self.file(ARGS_FILE))?;
         Ok(RunSetup {
             image_size: old.image_size,
             mean: old.mean,
@@ -277,7 +289,7 @@ impl RunDir {
         if !pointer.exists() {
             return Ok(None);
         }
-        let p: ResumePointer = self.read_json(RESUME_POINTER)?;
+        let p: ResumePointer = read_json(&pointer)?;
         let dir = self.path.join(&p.dir);
         let state = checkpoint::load_run_state(&dir)?;
         Ok(Some(ResumePoint {
@@ -304,14 +316,18 @@ impl RunDir {
         let name = format!("{CHECKPOINT_PREFIX}{:08}", state.global_step);
         let dir = self.path.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
-        write_safetensors_atomic(&dir.join(CHANGED_FILE), &changed_tensors(model), None)?;
+        write_safetensors(&dir.join(CHANGED_FILE), &changed_tensors(model), None)?;
         let best_before = previous.map(|p| p.dir.join(BEST_CHANGED_FILE));
         match best_before.filter(|best| !improved && best.is_file()) {
             Some(best) => link_atomic(&best, &dir.join(BEST_CHANGED_FILE))?,
             None => link_atomic(&dir.join(CHANGED_FILE), &dir.join(BEST_CHANGED_FILE))?,
         }
         checkpoint::save_checkpoint(&dir, state, &optimizer.state()?)?;
-        self.write_json(RESUME_POINTER, &ResumePointer { dir: name.clone() })?;
+        write_json(
+            &self.file(RESUME_POINTER),
+            &ResumePointer { dir: name.clone() },
+            false,
+        )?;
         // Older checkpoints are now unreachable; failing to delete one is harmless.
         if let Ok(entries) = std::fs::read_dir(&self.path) {
             for entry in entries.flatten() {
@@ -339,34 +355,8 @@ impl RunDir {
             return Ok(link_atomic(&last, &best)?);
         }
         let named = overlay_tensors(model, &point.dir.join(BEST_CHANGED_FILE))?;
-        Ok(write_safetensors_atomic(&best, &named, None)?)
+        Ok(write_safetensors(&best, &named, None)?)
     }
-
-    fn write_json(&self, name: &str, value: &impl Serialize) -> Result<()> {
-        write_json(&self.file(name), value)
-    }
-
-    fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
-        let path = self.file(name);
-        let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
-        serde_json::from_slice(&bytes).map_err(|source| TrainError::Json { path, source })
-    }
-
-    fn parse_json<T: DeserializeOwned>(&self, name: &str, value: serde_json::Value) -> Result<T> {
-        serde_json::from_value(value).map_err(|source| TrainError::Json {
-            path: self.file(name),
-            source,
-        })
-    }
-}
-
-/// Writes `value` as pretty JSON to `path`, atomically.
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value).map_err(|source| TrainError::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(write_file_atomic(path, &json)?)
 }
 
 /// `model`'s tensors with those stored in `file` put in their place, as a new model.

@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 use flate2::read::GzDecoder;
 
 use crate::http::{Algorithm, Download};
-use crate::DownloadError;
+use crate::FilesError;
 
 /// Records the archive's checksum and the extracted sizes (in the target directory).
 const MANIFEST: &str = ".finetune-fetch";
@@ -71,7 +71,7 @@ impl Archive<'_> {
     /// [`Archive::out`] once the checksum matches. A network failure keeps
     /// the partial download for the next run; a checksum mismatch, a refused
     /// member or a missing one deletes it and leaves nothing behind.
-    pub fn fetch(&self) -> Result<(), DownloadError> {
+    pub fn fetch(&self) -> Result<(), FilesError> {
         let (algorithm, expected) = self.checksum;
         let mut download = Download::start(self.url, self.part, algorithm, self.hint, self.quiet)?;
         let mut staged = Staged::new(self.out);
@@ -93,7 +93,7 @@ impl Archive<'_> {
         let finished = download.finish()?;
         if finished.digest != expected {
             remove_quietly(self.part);
-            return Err(DownloadError::ChecksumMismatch {
+            return Err(FilesError::ChecksumMismatch {
                 url: self.url.to_string(),
                 algorithm: algorithm.name(),
                 expected: expected.to_string(),
@@ -114,7 +114,7 @@ impl Archive<'_> {
             .collect();
         if !missing.is_empty() {
             remove_quietly(self.part);
-            return Err(DownloadError::MissingEntries {
+            return Err(FilesError::MissingEntries {
                 url: self.url.to_string(),
                 missing,
             });
@@ -150,9 +150,9 @@ fn read_manifest(out: &Path, checksum: &str) -> HashMap<String, u64> {
 /// Why extraction stopped.
 enum Extraction {
     /// Writing an extracted file failed (disk full, permissions).
-    Write(DownloadError),
+    Write(FilesError),
     /// The archive itself is unreadable or refused.
-    Archive(DownloadError),
+    Archive(FilesError),
 }
 
 /// Reads the tar.gz from `source`, staging each wanted `member_dir/` file.
@@ -164,7 +164,7 @@ fn extract(
     staged: &mut Staged,
 ) -> Result<(), Extraction> {
     let corrupt = |source: io::Error| {
-        Extraction::Archive(DownloadError::CorruptArchive {
+        Extraction::Archive(FilesError::CorruptArchive {
             url: url.to_string(),
             source,
         })
@@ -174,7 +174,7 @@ fn extract(
         let mut entry = entry.map_err(corrupt)?;
         let path = entry.path().map_err(corrupt)?.into_owned();
         if let Some(reason) = refusal(&path, entry.header().entry_type()) {
-            return Err(Extraction::Archive(DownloadError::UnsafeEntry {
+            return Err(Extraction::Archive(FilesError::UnsafeEntry {
                 url: url.to_string(),
                 entry: path.display().to_string(),
                 reason,
@@ -184,7 +184,7 @@ fn extract(
             continue;
         };
         if !entry.header().entry_type().is_file() {
-            return Err(Extraction::Archive(DownloadError::UnsafeEntry {
+            return Err(Extraction::Archive(FilesError::UnsafeEntry {
                 url: url.to_string(),
                 entry: path.display().to_string(),
                 reason: "is not a regular file",
@@ -262,7 +262,7 @@ impl Staged {
     ) -> Result<(), Extraction> {
         let temp = self.temp_path(name);
         let write_error = |source| {
-            Extraction::Write(DownloadError::Io {
+            Extraction::Write(FilesError::Io {
                 action: "write",
                 path: temp.clone(),
                 source,
@@ -292,20 +292,20 @@ impl Staged {
     }
 
     /// Renames every staged file into place, then records the manifest.
-    fn commit(mut self, algorithm: Algorithm, checksum: &str) -> Result<(), DownloadError> {
+    fn commit(mut self, algorithm: Algorithm, checksum: &str) -> Result<(), FilesError> {
         let mut manifest = format!("{} {checksum}\n", algorithm.name());
         for (name, temp, size) in std::mem::take(&mut self.files) {
             let target = self.out.join(&name);
             // Kept in the list until renamed, so Drop cleans up after a failure.
             self.files.push((name.clone(), temp.clone(), size));
-            fs::rename(&temp, &target).map_err(DownloadError::io("rename into place", &target))?;
+            fs::rename(&temp, &target).map_err(FilesError::io("rename into place", &target))?;
             self.files.pop();
             manifest.push_str(&format!("{name} {size}\n"));
         }
         let temp = self.out.join(format!("{MANIFEST}.tmp"));
-        fs::write(&temp, manifest).map_err(DownloadError::io("write", &temp))?;
+        fs::write(&temp, manifest).map_err(FilesError::io("write", &temp))?;
         let target = self.out.join(MANIFEST);
-        fs::rename(&temp, &target).map_err(DownloadError::io("rename into place", &target))
+        fs::rename(&temp, &target).map_err(FilesError::io("rename into place", &target))
     }
 }
 

@@ -3,13 +3,14 @@
 use std::io;
 use std::path::PathBuf;
 
-/// Everything that can go wrong while downloading a file or an archive.
+/// Everything that can go wrong while writing a file or downloading one.
 ///
 /// Each message names the URL or file concerned and, where the user can act,
 /// says what to do.
 #[derive(Debug, thiserror::Error)]
-pub enum DownloadError {
+pub enum FilesError {
     /// The server could not be reached at all (offline, DNS, refused, timeout).
+    #[cfg(feature = "download")]
     #[error("could not reach {url}: {source}\n{hint}")]
     Unreachable {
         /// The URL tried.
@@ -139,11 +140,11 @@ pub enum DownloadError {
     NoCacheDir,
 }
 
-impl DownloadError {
+impl FilesError {
     /// Wraps an I/O error with the action and the path it concerned.
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
-        move |source| DownloadError::Io {
+        move |source| FilesError::Io {
             action,
             path,
             source,

@@ -1,24 +1,21 @@
-//! Crash-safe files: each is written to `<name>.tmp` beside its final
+//! Crash-safe files: each is written to a temporary file beside its final
 //! place, flushed to disk, renamed over the old one, and the directory
 //! flushed too, so a kill or a power cut at any moment leaves either the old
-//! file or the new one, never half of one. Every file `finetune` writes
-//! (weights, checkpoints, logs' companions, pictures) goes through here.
+//! file or the new one, never half of one. The files `finetune` writes
+//! (weights, checkpoints, run records, pictures) go through here.
 
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
-
-use crate::ModelError;
+use crate::FilesError;
 
 /// Writes `path` atomically: `write` fills `<path>.tmp` in the same directory,
 /// which is then fsynced, renamed over `path`, and the directory fsynced.
 ///
 /// If `write` fails (or the process dies) the previous `path` is untouched; a
 /// stale `.tmp` from an earlier crash is simply overwritten.
-pub fn write_atomic<E: From<ModelError>>(
+pub fn write_atomic<E: From<FilesError>>(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -32,61 +29,34 @@ pub fn write_atomic<E: From<ModelError>>(
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ModelError::Io { path, source }
-    };
-    let file = File::open(&tmp).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
+    let file = File::open(&tmp).map_err(FilesError::io("open", &tmp))?;
+    file.sync_all().map_err(FilesError::io("flush", &tmp))?;
     drop(file);
-    fs::rename(&tmp, path).map_err(io(path))?;
+    fs::rename(&tmp, path).map_err(FilesError::io("rename into place", path))?;
     sync_dir(&dir)?;
     Ok(())
 }
 
 /// Writes `bytes` to `path` through [`write_atomic`].
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), FilesError> {
     write_atomic(path, |tmp| {
-        let io = |source| ModelError::Io {
-            path: tmp.to_path_buf(),
-            source,
-        };
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(tmp)
-            .map_err(io)?;
-        f.write_all(bytes).map_err(io)
-    })
-}
-
-/// Writes named tensors as a safetensors file through [`write_atomic`],
-/// streaming tensor by tensor (no whole-file buffer in memory).
-pub fn write_safetensors_atomic(
-    path: &Path,
-    tensors: &[(String, Tensor)],
-    metadata: Option<HashMap<String, String>>,
-) -> Result<(), ModelError> {
-    write_atomic(path, |tmp| {
-        let data = tensors.iter().map(|(n, t)| (n.as_str(), t));
-        safetensors::serialize_to_file(data, metadata, tmp).map_err(|e| ModelError::Io {
-            path: tmp.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })
+            .map_err(FilesError::io("create", tmp))?;
+        f.write_all(bytes).map_err(FilesError::io("write", tmp))
     })
 }
 
 /// Makes `dst` a copy of the finished file `src`, atomically: a hard link
 /// where the file system allows (no bytes written: a 528 MB VGG16 checkpoint
 /// costs nothing to keep twice), else a copy; then renamed over `dst`.
-pub fn link_atomic(src: &Path, dst: &Path) -> Result<(), ModelError> {
+pub fn link_atomic(src: &Path, dst: &Path) -> Result<(), FilesError> {
     write_atomic(dst, |tmp| {
         if fs::hard_link(src, tmp).is_err() {
-            fs::copy(src, tmp).map_err(|source| ModelError::Io {
-                path: src.to_path_buf(),
-                source,
-            })?;
+            fs::copy(src, tmp).map_err(FilesError::io("copy", src))?;
         }
         Ok(())
     })
@@ -100,17 +70,15 @@ fn tmp_path(path: &Path) -> PathBuf {
 }
 
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<(), ModelError> {
+fn sync_dir(dir: &Path) -> Result<(), FilesError> {
     // The rename is only durable once the directory entry is on disk.
-    let io = |source| ModelError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    File::open(dir).map_err(io)?.sync_all().map_err(io)
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(FilesError::io("flush", dir))
 }
 
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<(), ModelError> {
+fn sync_dir(_dir: &Path) -> Result<(), FilesError> {
     // Directories cannot be opened for fsync on Windows; rename is the best we get.
     Ok(())
 }
@@ -126,7 +94,9 @@ mod tests {
         write_file_atomic(&path, b"old").unwrap();
         let err = write_atomic(&path, |tmp| {
             fs::write(tmp, b"partial").unwrap();
-            Err(ModelError::BadInput("simulated failure".into()))
+            Err(FilesError::io("write", tmp)(std::io::Error::other(
+                "simulated failure",
+            )))
         });
         assert!(err.is_err());
         assert_eq!(fs::read(&path).unwrap(), b"old");

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::DownloadError;
+use crate::FilesError;
 
 /// Reads a variable through `env`, treating an empty value as unset.
 pub fn env_var(env: &impl Fn(&str) -> Option<String>, key: &str) -> Option<String> {
@@ -26,7 +26,7 @@ fn home(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
 /// `$XDG_CACHE_HOME/finetune` or `~/.cache/finetune` on Linux and other
 /// Unixes, `~/Library/Caches/finetune` on macOS, `%LOCALAPPDATA%\finetune` on
 /// Windows.
-pub fn cache_dir_from(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf, DownloadError> {
+pub fn cache_dir_from(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf, FilesError> {
     if let Some(dir) = env_var(&env, "FINETUNE_CACHE") {
         return Ok(PathBuf::from(dir));
     }
@@ -42,7 +42,7 @@ pub fn cache_dir_from(env: impl Fn(&str) -> Option<String>) -> Result<PathBuf, D
             .or_else(|| home(&env).map(|home| home.join(".cache")))
     };
     base.map(|base| base.join("finetune"))
-        .ok_or(DownloadError::NoCacheDir)
+        .ok_or(FilesError::NoCacheDir)
 }
 
 /// `dir` when given, else `<cache>/<name>` in the cache directory `env`
@@ -51,7 +51,7 @@ pub fn dir_or_cache(
     dir: Option<PathBuf>,
     env: impl Fn(&str) -> Option<String>,
     name: &str,
-) -> Result<PathBuf, DownloadError> {
+) -> Result<PathBuf, FilesError> {
     match dir {
         Some(dir) => Ok(dir),
         None => Ok(cache_dir_from(env)?.join(name)),
@@ -59,7 +59,7 @@ pub fn dir_or_cache(
 }
 
 /// The finetune cache directory of this process's environment (see [`cache_dir_from`]).
-pub fn default_cache_dir() -> Result<PathBuf, DownloadError> {
+pub fn default_cache_dir() -> Result<PathBuf, FilesError> {
     cache_dir_from(|key| std::env::var(key).ok())
 }
 
@@ -114,7 +114,14 @@ pub fn find_in_hf_cache(hub_cache: &Path, repo: &str, file: &str) -> Option<Path
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::env_of;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| map.get(key).cloned()
+    }
 
     #[test]
     fn finetune_cache_wins_over_everything() {

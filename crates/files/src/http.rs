@@ -17,7 +17,7 @@ use md5::Digest;
 use ureq::http::{header, Response};
 use ureq::{Agent, Body, BodyReader};
 
-use crate::{say, DownloadError};
+use crate::{say, FilesError};
 
 /// Redirects followed before giving up (Hugging Face uses one or two).
 const MAX_REDIRECTS: usize = 10;
@@ -83,16 +83,12 @@ impl Hasher {
 }
 
 /// Checks that `value` is a hex checksum of `algorithm` and lower-cases it.
-pub fn parse_checksum(
-    algorithm: Algorithm,
-    what: &str,
-    value: &str,
-) -> Result<String, DownloadError> {
+pub fn parse_checksum(algorithm: Algorithm, what: &str, value: &str) -> Result<String, FilesError> {
     let trimmed = value.trim();
     if trimmed.len() == algorithm.hex_len() && trimmed.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(trimmed.to_ascii_lowercase())
     } else {
-        Err(DownloadError::BadChecksum {
+        Err(FilesError::BadChecksum {
             what: what.to_string(),
             len: algorithm.hex_len(),
             value: value.to_string(),
@@ -119,7 +115,7 @@ pub struct Download {
     hasher: Hasher,
     progress: ProgressBar,
     server_sha256: Option<String>,
-    failure: Option<DownloadError>,
+    failure: Option<FilesError>,
 }
 
 /// What the server's answer means for the `.part` file.
@@ -143,7 +139,7 @@ impl Download {
         algorithm: Algorithm,
         hint: &'static str,
         quiet: bool,
-    ) -> Result<Self, DownloadError> {
+    ) -> Result<Self, FilesError> {
         let agent = agent();
         let mut offset = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         let mut server_sha256;
@@ -185,11 +181,11 @@ impl Download {
                             part.display()
                         ),
                     );
-                    fs::remove_file(part).map_err(DownloadError::io("remove", part))?;
+                    fs::remove_file(part).map_err(FilesError::io("remove", part))?;
                     offset = 0;
                 }
                 status => {
-                    return Err(DownloadError::HttpStatus {
+                    return Err(FilesError::HttpStatus {
                         url: url.to_string(),
                         status,
                         hint,
@@ -201,7 +197,7 @@ impl Download {
         let (total, body, writer) = match plan {
             Plan::Fresh(response) => {
                 let total = content_length(&response);
-                let writer = File::create(part).map_err(DownloadError::io("create", part))?;
+                let writer = File::create(part).map_err(FilesError::io("create", part))?;
                 (
                     total,
                     Some(response.into_body().into_reader()),
@@ -212,7 +208,7 @@ impl Download {
                 let writer = OpenOptions::new()
                     .append(true)
                     .open(part)
-                    .map_err(DownloadError::io("open", part))?;
+                    .map_err(FilesError::io("open", part))?;
                 (
                     total,
                     Some(response.into_body().into_reader()),
@@ -222,7 +218,7 @@ impl Download {
             Plan::Complete => (Some(offset), None, None),
         };
         let existing = if offset > 0 {
-            let file = File::open(part).map_err(DownloadError::io("open", part))?;
+            let file = File::open(part).map_err(FilesError::io("open", part))?;
             Some(file.take(offset))
         } else {
             None
@@ -243,12 +239,12 @@ impl Download {
 
     /// The error that made a read fail, when it came from the network or the
     /// `.part` file rather than from whoever consumes the bytes.
-    pub fn take_failure(&mut self) -> Option<DownloadError> {
+    pub fn take_failure(&mut self) -> Option<FilesError> {
         self.failure.take()
     }
 
     /// Reads the rest of the file (checksumming it) and returns the checksums.
-    pub fn finish(mut self) -> Result<Finished, DownloadError> {
+    pub fn finish(mut self) -> Result<Finished, FilesError> {
         let mut buf = vec![0u8; 1 << 16];
         loop {
             match self.read(&mut buf) {
@@ -256,21 +252,22 @@ impl Download {
                 Ok(_) => {}
                 Err(error) => {
                     self.progress.abandon();
-                    return Err(self.failure.take().unwrap_or_else(|| {
-                        DownloadError::Interrupted {
+                    return Err(self
+                        .failure
+                        .take()
+                        .unwrap_or_else(|| FilesError::Interrupted {
                             url: self.url.clone(),
                             part: self.part.clone(),
                             received: self.received,
                             source: error,
-                        }
-                    }));
+                        }));
                 }
             }
         }
         if let Some(writer) = self.writer.take() {
             writer
                 .sync_all()
-                .map_err(DownloadError::io("flush", &self.part))?;
+                .map_err(FilesError::io("flush", &self.part))?;
         }
         self.progress.finish_and_clear();
         Ok(Finished {
@@ -281,7 +278,7 @@ impl Download {
 
     /// Records `error` as the cause of the failed read and returns a stand-in
     /// for the readers wrapped around this one.
-    fn fail(&mut self, error: DownloadError) -> io::Error {
+    fn fail(&mut self, error: FilesError) -> io::Error {
         let stand_in = io::Error::other(error.to_string());
         self.failure = Some(error);
         stand_in
@@ -295,7 +292,7 @@ impl Read for Download {
                 Ok(n) => n,
                 Err(source) => {
                     let part = self.part.clone();
-                    return Err(self.fail(DownloadError::Io {
+                    return Err(self.fail(FilesError::Io {
                         action: "read",
                         path: part,
                         source,
@@ -315,7 +312,7 @@ impl Read for Download {
         let n = match body.read(buf) {
             Ok(n) => n,
             Err(source) => {
-                let error = DownloadError::Interrupted {
+                let error = FilesError::Interrupted {
                     url: self.url.clone(),
                     part: self.part.clone(),
                     received: self.received,
@@ -331,7 +328,7 @@ impl Read for Download {
         if let Some(writer) = &mut self.writer {
             if let Err(source) = writer.write_all(&buf[..n]) {
                 let part = self.part.clone();
-                return Err(self.fail(DownloadError::Io {
+                return Err(self.fail(FilesError::Io {
                     action: "write",
                     path: part,
                     source,
@@ -368,7 +365,7 @@ fn request(
     url: &str,
     offset: u64,
     hint: &'static str,
-) -> Result<(Response<Body>, Option<String>), DownloadError> {
+) -> Result<(Response<Body>, Option<String>), FilesError> {
     let first_origin = origin(url);
     let mut current = url.to_string();
     let mut sha256 = None;
@@ -378,13 +375,11 @@ fn request(
         if offset > 0 {
             builder = builder.header("Range", format!("bytes={offset}-"));
         }
-        let response = builder
-            .call()
-            .map_err(|source| DownloadError::Unreachable {
-                url: current.clone(),
-                source: Box::new(source),
-                hint,
-            })?;
+        let response = builder.call().map_err(|source| FilesError::Unreachable {
+            url: current.clone(),
+            source: Box::new(source),
+            hint,
+        })?;
         // The CDN that Hugging Face redirects to has ETags of its own (not
         // sha256), so only the hub's own answers count, as in huggingface_hub.
         if sha256.is_none() && origin(&current) == first_origin {
@@ -397,7 +392,7 @@ fn request(
             .headers()
             .get(header::LOCATION)
             .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| DownloadError::BadRedirect {
+            .ok_or_else(|| FilesError::BadRedirect {
                 url: current.clone(),
                 reason: format!(
                     "HTTP {} without a Location header",
@@ -406,7 +401,7 @@ fn request(
             })?;
         current = resolve(&current, location);
     }
-    Err(DownloadError::BadRedirect {
+    Err(FilesError::BadRedirect {
         url: url.to_string(),
         reason: format!("more than {MAX_REDIRECTS} redirects"),
     })
