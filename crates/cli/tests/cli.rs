@@ -65,7 +65,7 @@ fn fetch_help_teaches_what_where_and_overrides() {
 
 #[test]
 fn fetch_vgg16_prints_the_weights_path() {
-    let weights = support::bytes(4_096, 5);
+    let weights = support::narrow_vgg16_bytes();
     let etag = format!("\"{}\"", sha256_hex(&weights));
     let server = TestServer::file("/w", weights.clone(), &[("ETag", &etag)], true);
     let tmp = tempfile::tempdir().unwrap();

@@ -16,9 +16,12 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use finetune_files::FilesError;
-use finetune_files::{dir_or_cache, env_var, parse_checksum, say, Algorithm, Archive, KnownSize};
+use finetune_files::{
+    dir_or_cache, env_var, parse_checksum, say, Algorithm, Archive, KnownSize, Transfer,
+};
 
 use crate::{Split, Stl10, STL10_CLASS_NAMES_FILE, STL10_DIR, STL10_FOLDS_FILE, STL10_IMAGE_BYTES};
 
@@ -74,6 +77,9 @@ pub struct Stl10Download {
     pub unlabeled: bool,
     /// Print nothing (no progress bar, no notes).
     pub quiet: bool,
+    /// Longest wait for the next bytes before giving up (the download is
+    /// kept for resuming).
+    pub read_timeout: Duration,
 }
 
 impl Stl10Download {
@@ -85,6 +91,7 @@ impl Stl10Download {
             md5: STL10_MD5.to_string(),
             unlabeled: false,
             quiet: false,
+            read_timeout: Transfer::READ_TIMEOUT,
         }
     }
 
@@ -129,8 +136,11 @@ impl Stl10Download {
             wanted: &wanted,
             out: &out,
             part: &part,
-            hint: STL10_HINT,
-            quiet: self.quiet,
+            transfer: Transfer {
+                hint: STL10_HINT,
+                quiet: self.quiet,
+                read_timeout: self.read_timeout,
+            },
         };
         // Without a manifest, files of the official archive are known by size.
         let official = (md5 == STL10_MD5).then_some(&official_size as KnownSize<'_>);

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use finetune_data::download::{stl10_files, FilesError, Stl10Download, STL10_MD5};
 use finetune_files::testing::{
-    breaking_server, md5_hex, tar_gz, tree, unreachable_url, TestServer,
+    breaking_server, gzip, md5_hex, stalling_server, tar_gz, tree, unreachable_url, TestServer,
 };
 
 fn stl10_request(dir: &Path, url: String, md5: String) -> Stl10Download {
@@ -18,6 +19,7 @@ fn stl10_request(dir: &Path, url: String, md5: String) -> Stl10Download {
         md5,
         unlabeled: false,
         quiet: true,
+        read_timeout: Duration::from_secs(5),
     }
 }
 
@@ -243,4 +245,72 @@ fn unreachable_url_fails_fast_naming_the_url_and_the_way_out() {
     assert!(message.contains(&url), "{message}");
     assert!(message.contains("FINETUNE_STL10_URL"), "{message}");
     assert!(message.contains("--data"), "{message}");
+}
+
+#[test]
+fn a_gzip_that_is_not_a_tar_is_named_without_raw_bytes() {
+    let archive = gzip(&[0xAB; 4096]);
+    let server = TestServer::file("/s.tgz", archive.clone(), &[], true);
+    let tmp = tempfile::tempdir().unwrap();
+    let error = stl10_request(tmp.path(), server.url("/s.tgz"), md5_hex(&archive))
+        .fetch()
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, FilesError::CorruptArchive { .. }),
+        "{error:?}"
+    );
+    assert!(message.contains("not a readable tar.gz"), "{message}");
+    assert!(
+        message.is_ascii() && !message.contains('\u{fffd}'),
+        "{message}"
+    );
+    assert!(message.len() < 400, "{message}");
+    assert_eq!(tree(tmp.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_stalled_server_times_out_and_the_partial_file_is_kept() {
+    let archive = tar_gz(&tiny_stl10_files());
+    let url = stalling_server(archive.clone(), 1_000, Duration::from_secs(30));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut request = stl10_request(tmp.path(), url, md5_hex(&archive));
+    request.read_timeout = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let error = request.fetch().unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "it hung");
+    assert!(matches!(error, FilesError::Interrupted { .. }), "{error:?}");
+    let part = tmp.path().join("stl10_binary.tar.gz.part");
+    assert_eq!(fs::read(part).unwrap(), archive[..1_000]);
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_planted_in_the_cache_are_not_followed() {
+    let archive = tar_gz(&tiny_stl10_files());
+    let server = TestServer::file("/s.tgz", archive.clone(), &[], true);
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::write(&outside, b"keep me").unwrap();
+    let cache = tmp.path().join("cache");
+    fs::create_dir_all(cache.join("stl10_binary")).unwrap();
+    // At the partial download: refused.
+    let part = cache.join("stl10_binary.tar.gz.part");
+    std::os::unix::fs::symlink(&outside, &part).unwrap();
+    let error = stl10_request(&cache, server.url("/s.tgz"), md5_hex(&archive))
+        .fetch()
+        .unwrap_err();
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+    fs::remove_file(&part).unwrap();
+    // At an old fixed temporary name and at a final name: replaced, not written through.
+    fs::create_dir_all(cache.join("stl10_binary")).unwrap();
+    for name in [".train_X.bin.tmp", "train_X.bin"] {
+        std::os::unix::fs::symlink(&outside, cache.join("stl10_binary").join(name)).unwrap();
+    }
+    stl10_request(&cache, server.url("/s.tgz"), md5_hex(&archive))
+        .fetch()
+        .unwrap();
+    assert_eq!(fs::read(&outside).unwrap(), b"keep me");
+    let extracted = fs::symlink_metadata(cache.join("stl10_binary/train_X.bin")).unwrap();
+    assert!(extracted.is_file());
 }

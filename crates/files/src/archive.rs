@@ -8,13 +8,14 @@
 //! later run can tell, without the network, that the files are complete.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use crate::http::{Algorithm, Download};
+use crate::atomic::{create_new, fresh_tmp_path, persist, write_file_atomic};
+use crate::http::{Algorithm, Download, Transfer};
 use crate::FilesError;
 
 /// Records the archive's checksum and the extracted sizes (in the target directory).
@@ -38,10 +39,8 @@ pub struct Archive<'a> {
     pub out: &'a Path,
     /// The partial download, kept between runs to resume from.
     pub part: &'a Path,
-    /// Appended to connection and HTTP errors: how to use a mirror or local files.
-    pub hint: &'static str,
-    /// No progress bar.
-    pub quiet: bool,
+    /// How to talk to the server and the user.
+    pub transfer: Transfer,
 }
 
 impl Archive<'_> {
@@ -59,7 +58,8 @@ impl Archive<'_> {
                 (None, Some(size_of)) => size_of(name),
                 (None, None) => return false,
             };
-            match fs::metadata(self.out.join(name)) {
+            // symlink_metadata: a symlink planted in the cache is not our file.
+            match fs::symlink_metadata(self.out.join(name)) {
                 Ok(meta) => meta.is_file() && expected.is_none_or(|size| size == meta.len()),
                 Err(_) => false,
             }
@@ -73,7 +73,7 @@ impl Archive<'_> {
     /// member or a missing one deletes it and leaves nothing behind.
     pub fn fetch(&self) -> Result<(), FilesError> {
         let (algorithm, expected) = self.checksum;
-        let mut download = Download::start(self.url, self.part, algorithm, self.hint, self.quiet)?;
+        let mut download = Download::start(self.url, self.part, algorithm, &self.transfer)?;
         let mut staged = Staged::new(self.out);
         let extraction = extract(
             &mut download,
@@ -166,7 +166,7 @@ fn extract(
     let corrupt = |source: io::Error| {
         Extraction::Archive(FilesError::CorruptArchive {
             url: url.to_string(),
-            source,
+            reason: printable(&source.to_string()),
         })
     };
     let mut archive = tar::Archive::new(GzDecoder::new(source));
@@ -193,6 +193,26 @@ fn extract(
         staged.write(name, &mut entry, corrupt)?;
     }
     Ok(())
+}
+
+/// A decoder's message fit for a terminal: `tar` quotes the header bytes it
+/// could not parse, which for a file that is no tar are arbitrary bytes.
+fn printable(message: &str) -> String {
+    let cut: String = message
+        .split(':')
+        .next()
+        .unwrap_or(message)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(120)
+        .collect();
+    format!("{} (not a tar archive inside the gzip?)", cut.trim())
 }
 
 /// Why an entry must not be extracted, if it must not: links could point
@@ -249,10 +269,6 @@ impl Staged {
         self.files.iter().any(|(staged, _, _)| staged == name)
     }
 
-    fn temp_path(&self, name: &str) -> PathBuf {
-        self.out.join(format!(".{name}.tmp"))
-    }
-
     /// Copies `entry` into the temporary file for `name`.
     fn write(
         &mut self,
@@ -260,7 +276,8 @@ impl Staged {
         entry: &mut impl Read,
         corrupt: impl Fn(io::Error) -> Extraction,
     ) -> Result<(), Extraction> {
-        let temp = self.temp_path(name);
+        // An unpredictable name, created exclusively: nothing planted there is followed.
+        let temp = fresh_tmp_path(&self.out.join(name));
         let write_error = |source| {
             Extraction::Write(FilesError::Io {
                 action: "write",
@@ -268,7 +285,7 @@ impl Staged {
                 source,
             })
         };
-        let mut file = File::create(&temp).map_err(write_error)?;
+        let mut file = create_new(&temp).map_err(Extraction::Write)?;
         // Registered before writing so a failure below still removes it.
         self.files.retain(|(staged, _, _)| staged != name);
         self.files.push((name.to_string(), temp.clone(), 0));
@@ -298,14 +315,11 @@ impl Staged {
             let target = self.out.join(&name);
             // Kept in the list until renamed, so Drop cleans up after a failure.
             self.files.push((name.clone(), temp.clone(), size));
-            fs::rename(&temp, &target).map_err(FilesError::io("rename into place", &target))?;
+            persist(&temp, &target)?;
             self.files.pop();
             manifest.push_str(&format!("{name} {size}\n"));
         }
-        let temp = self.out.join(format!("{MANIFEST}.tmp"));
-        fs::write(&temp, manifest).map_err(FilesError::io("write", &temp))?;
-        let target = self.out.join(MANIFEST);
-        fs::rename(&temp, &target).map_err(FilesError::io("rename into place", &target))
+        write_file_atomic(&self.out.join(MANIFEST), manifest.as_bytes())
     }
 }
 

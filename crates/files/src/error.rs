@@ -102,13 +102,12 @@ pub enum FilesError {
     },
 
     /// The archive is not a readable tar.gz (after its checksum matched).
-    #[error("the archive from {url} is not a readable tar.gz: {source}")]
+    #[error("the archive from {url} is not a readable tar.gz: {reason}")]
     CorruptArchive {
         /// The URL of the archive.
         url: String,
-        /// What the decoder reported.
-        #[source]
-        source: io::Error,
+        /// What the decoder reported, without the raw bytes it may quote.
+        reason: String,
     },
 
     /// The archive lacks files the dataset needs.
@@ -130,6 +129,22 @@ pub enum FilesError {
         /// The underlying I/O error.
         #[source]
         source: io::Error,
+    },
+
+    /// A symlink where a file is to be written: never followed.
+    #[error("{} is a symbolic link: refusing to write through it (remove it, or choose another directory)", path.display())]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+
+    /// Another process holds the directory's lock.
+    #[error("{} is in use by another finetune{}: wait for it to finish, or stop it", dir.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked {
+        /// The locked directory.
+        dir: PathBuf,
+        /// The owner's pid, when it could be read.
+        pid: Option<u32>,
     },
 
     /// No cache directory could be derived from the environment.

@@ -26,6 +26,32 @@ const MAX_REDIRECTS: usize = 10;
 /// within seconds instead of the OS's minutes-long TCP timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How a download talks to its server and to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Appended to connection and HTTP errors: how to use a mirror or local files.
+    pub hint: &'static str,
+    /// No progress bar, no notes.
+    pub quiet: bool,
+    /// Longest wait for the next bytes before the download is given up
+    /// (and kept for resuming).
+    pub read_timeout: Duration,
+}
+
+impl Transfer {
+    /// The default wait for bytes: a minute.
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// Talking, with `hint` on errors and the default read timeout.
+    pub fn new(hint: &'static str) -> Transfer {
+        Transfer {
+            hint,
+            quiet: false,
+            read_timeout: Transfer::READ_TIMEOUT,
+        }
+    }
+}
+
 /// The checksum computed over the downloaded bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -137,10 +163,11 @@ impl Download {
         url: &str,
         part: &Path,
         algorithm: Algorithm,
-        hint: &'static str,
-        quiet: bool,
+        transfer: &Transfer,
     ) -> Result<Self, FilesError> {
-        let agent = agent();
+        let (hint, quiet) = (transfer.hint, transfer.quiet);
+        let agent = agent(transfer.read_timeout);
+        refuse_symlink(part)?;
         let mut offset = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         let mut server_sha256;
         let plan = loop {
@@ -197,7 +224,7 @@ impl Download {
         let (total, body, writer) = match plan {
             Plan::Fresh(response) => {
                 let total = content_length(&response);
-                let writer = File::create(part).map_err(FilesError::io("create", part))?;
+                let writer = open_part(part, false)?;
                 (
                     total,
                     Some(response.into_body().into_reader()),
@@ -205,10 +232,7 @@ impl Download {
                 )
             }
             Plan::Resume(response, total) => {
-                let writer = OpenOptions::new()
-                    .append(true)
-                    .open(part)
-                    .map_err(FilesError::io("open", part))?;
+                let writer = open_part(part, true)?;
                 (
                     total,
                     Some(response.into_body().into_reader()),
@@ -342,8 +366,46 @@ impl Read for Download {
     }
 }
 
-fn agent() -> Agent {
+/// Refuses a symlink at `path`: a download never writes through one.
+pub(crate) fn refuse_symlink(path: &Path) -> Result<(), FilesError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(FilesError::Symlink {
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Opens the partial download for appending, or creates it afresh,
+/// without following a symlink planted there.
+fn open_part(part: &Path, append: bool) -> Result<File, FilesError> {
+    let mut options = OpenOptions::new();
+    if append {
+        options.append(true);
+    } else {
+        options.write(true).create(true).truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(part).map_err(|source| {
+        if fs::symlink_metadata(part).is_ok_and(|m| m.file_type().is_symlink()) {
+            FilesError::Symlink {
+                path: part.to_path_buf(),
+            }
+        } else {
+            FilesError::io(if append { "open" } else { "create" }, part)(source)
+        }
+    })
+}
+
+fn agent(read_timeout: Duration) -> Agent {
     let config = Agent::config_builder()
+        // A server that stalls mid-body fails the read instead of hanging;
+        // the bytes so far stay in the .part file.
+        .timeout_per_read(Some(read_timeout))
         // Statuses are interpreted here: 206 and 416 matter for resuming.
         .http_status_as_error(false)
         // Redirects are followed by hand so the first hop's headers (Hugging

@@ -37,8 +37,10 @@ mod archive;
 pub mod atomic;
 mod cache;
 mod error;
+mod hash;
 #[cfg(feature = "download")]
 mod http;
+mod lock;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -49,8 +51,10 @@ pub use cache::{
     hf_url,
 };
 pub use error::FilesError;
+pub use hash::sha256_file;
 #[cfg(feature = "download")]
-pub use http::{parse_checksum, Algorithm, Download, Finished};
+pub use http::{parse_checksum, Algorithm, Download, Finished, Transfer};
+pub use lock::{DirLock, LOCK_FILE};
 
 /// Prints a note for the user on stderr unless asked to be quiet.
 pub fn say(quiet: bool, message: &str) {

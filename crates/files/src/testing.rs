@@ -192,6 +192,13 @@ pub fn tar_gz(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     gz.finish().expect("finish gzip")
 }
 
+/// `data` gzip-compressed (not a tar inside): an archive that is not one.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(data).expect("compress");
+    gz.finish().expect("finish gzip")
+}
+
 /// Lower-case hex md5 of `data`.
 pub fn md5_hex(data: &[u8]) -> String {
     hex(&md5::Md5::digest(data))
@@ -210,6 +217,16 @@ fn hex(bytes: &[u8]) -> String {
 /// `body[..cut]` before closing: a connection that breaks mid-download.
 /// Returns the URL (any path).
 pub fn breaking_server(body: Vec<u8>, cut: usize) -> String {
+    serve_part(body, cut, None)
+}
+
+/// Like [`breaking_server`], but the connection stays open after
+/// `body[..cut]`, sending nothing more for `stall`: a server that hangs mid-body.
+pub fn stalling_server(body: Vec<u8>, cut: usize, stall: std::time::Duration) -> String {
+    serve_part(body, cut, Some(stall))
+}
+
+fn serve_part(body: Vec<u8>, cut: usize, stall: Option<std::time::Duration>) -> String {
     use std::io::Read;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -230,6 +247,9 @@ pub fn breaking_server(body: Vec<u8>, cut: usize) -> String {
         let _ = stream.write_all(head.as_bytes());
         let _ = stream.write_all(&body[..cut]);
         let _ = stream.flush();
+        if let Some(stall) = stall {
+            thread::sleep(stall);
+        }
     });
     format!("http://127.0.0.1:{port}/file")
 }

@@ -443,17 +443,7 @@ fn load_safetensors(
         source,
     })?;
     let st = safetensors::SafeTensors::deserialize(&mmap).map_err(|e| corrupt(e.to_string()))?;
-    let stored: Vec<StoredTensor> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| StoredTensor {
-            name,
-            shape: view.shape().to_vec(),
-            dtype: st_dtype(view.dtype()),
-            dtype_name: format!("{:?}", view.dtype()).to_lowercase(),
-        })
-        .collect();
-    let plan = plan_load(&stored, &config, path)?;
+    let plan = plan_load(&safetensors_listing(&st), &config, path)?;
     let base = mmap.as_ptr() as usize;
     build(
         config,
@@ -496,11 +486,38 @@ fn load_safetensors(
     )
 }
 
-/// The class count of the head stored in the checkpoint at `path`
-/// (`classifier.6.weight`, or timm's `head.fc.weight`: shape
-/// `[classes, hidden]`), read from the tensor listing alone, so a tool can
-/// build the matching network before loading. Safetensors or PyTorch `.pth`.
-pub fn stored_num_classes(path: &Path) -> Result<usize, ModelError> {
+/// What a safetensors header lists.
+fn safetensors_listing(st: &safetensors::SafeTensors<'_>) -> Vec<StoredTensor> {
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| StoredTensor {
+            name,
+            shape: view.shape().to_vec(),
+            dtype: st_dtype(view.dtype()),
+            dtype_name: format!("{:?}", view.dtype()).to_lowercase(),
+        })
+        .collect()
+}
+
+/// What a `.pth` file lists, sorted by name.
+fn pth_listing(pth: &candle_core::pickle::PthTensors) -> Vec<StoredTensor> {
+    let mut stored: Vec<StoredTensor> = pth
+        .tensor_infos()
+        .values()
+        .map(|info| StoredTensor {
+            name: info.name.clone(),
+            shape: info.layout.dims().to_vec(),
+            dtype: Some(info.dtype),
+            dtype_name: info.dtype.as_str().to_string(),
+        })
+        .collect();
+    stored.sort_by(|a, b| a.name.cmp(&b.name));
+    stored
+}
+
+/// The tensors stored in the checkpoint at `path` (safetensors or PyTorch
+/// `.pth`), from its listing alone: no tensor data is read.
+fn stored_tensors(path: &Path) -> Result<Vec<StoredTensor>, ModelError> {
     let io = |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
@@ -508,14 +525,11 @@ pub fn stored_num_classes(path: &Path) -> Result<usize, ModelError> {
     let mut file = File::open(path).map_err(io)?;
     let mut first = [0u8; 9];
     let got = read_up_to(&mut file, &mut first).map_err(io)?;
-    let shapes: Vec<(String, Vec<usize>)> = if first[..got].starts_with(b"PK\x03\x04") {
+    if first[..got].starts_with(b"PK\x03\x04") {
         drop(file);
-        open_pth(path)?
-            .tensor_infos()
-            .values()
-            .map(|info| (info.name.clone(), info.layout.dims().to_vec()))
-            .collect()
-    } else if got == 9 && first[8] == b'{' {
+        return Ok(pth_listing(&open_pth(path)?));
+    }
+    if got == 9 && first[8] == b'{' {
         // SAFETY: read-only map, only the header is parsed (see load_safetensors).
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
         let st = safetensors::SafeTensors::deserialize(&mmap).map_err(|e| ModelError::Corrupt {
@@ -523,22 +537,25 @@ pub fn stored_num_classes(path: &Path) -> Result<usize, ModelError> {
             format: "safetensors",
             reason: e.to_string(),
         })?;
-        st.tensors()
-            .into_iter()
-            .map(|(name, view)| (name, view.shape().to_vec()))
-            .collect()
-    } else {
-        return Err(ModelError::UnrecognisedFormat {
-            path: path.to_path_buf(),
-            first_bytes: first[..got].to_vec(),
-        });
-    };
-    shapes
+        return Ok(safetensors_listing(&st));
+    }
+    Err(ModelError::UnrecognisedFormat {
+        path: path.to_path_buf(),
+        first_bytes: first[..got].to_vec(),
+    })
+}
+
+/// The class count of the head stored in the checkpoint at `path`
+/// (`classifier.6.weight`, or timm's `head.fc.weight`: shape
+/// `[classes, hidden]`), read from the tensor listing alone, so a tool can
+/// build the matching network before loading. Safetensors or PyTorch `.pth`.
+pub fn stored_num_classes(path: &Path) -> Result<usize, ModelError> {
+    stored_tensors(path)?
         .iter()
-        .find(|(name, shape)| {
-            (name == "classifier.6.weight" || name == "head.fc.weight") && shape.len() == 2
+        .find(|t| {
+            (t.name == "classifier.6.weight" || t.name == "head.fc.weight") && t.shape.len() == 2
         })
-        .map(|(_, shape)| shape[0])
+        .map(|t| t.shape[0])
         .ok_or_else(|| ModelError::Mismatch {
             path: path.to_path_buf(),
             config: "a VGG classifier".into(),
@@ -547,6 +564,42 @@ pub fn stored_num_classes(path: &Path) -> Result<usize, ModelError> {
                 expected: vec![0, 0],
             }],
         })
+}
+
+/// Checks, from the tensor listing alone, that `path` holds a network laid
+/// out as `config` describes, at whatever width its first convolution and
+/// its first hidden layer have (so narrow test networks pass too): every
+/// tensor by name, shape and dtype, the head's class count included; every
+/// problem is listed otherwise.
+pub(crate) fn check_listing(path: &Path, config: &VggConfig) -> Result<(), ModelError> {
+    let stored = stored_tensors(path)?;
+    let rows = |names: &[&str]| {
+        stored
+            .iter()
+            .find(|t| names.contains(&t.name.as_str()))
+            .and_then(|t| t.shape.first().copied())
+    };
+    let mut config = config.clone();
+    if let Some(first) = rows(&["features.0.weight"]).filter(|&c| c > 0 && 64 % c == 0) {
+        config.width_divisor = 64 / first;
+    }
+    if let Some(hidden) = rows(&["classifier.0.weight", "pre_logits.fc1.weight"]) {
+        config.classifier_hidden = hidden;
+    }
+    let config = &config;
+    let plan = plan_load(&stored, config, path)?;
+    match plan.head_replaced {
+        None => Ok(()),
+        Some((found, wanted)) => Err(ModelError::Mismatch {
+            path: path.to_path_buf(),
+            config: describe(config),
+            mismatches: vec![Mismatch::Shape {
+                name: timm_or_tv(plan.scheme, "classifier.6.weight"),
+                expected: vec![wanted, config.classifier_hidden],
+                found: vec![found, config.classifier_hidden],
+            }],
+        }),
+    }
 }
 
 /// Little-endian float bytes to f32, in chunks, calling `release` on each
@@ -616,18 +669,7 @@ fn load_pth(
 ) -> Result<(Vgg, LoadReport), ModelError> {
     let corrupt = |e: candle_core::Error| pth_corrupt(path, e);
     let pth = open_pth(path)?;
-    let mut stored: Vec<StoredTensor> = pth
-        .tensor_infos()
-        .values()
-        .map(|info| StoredTensor {
-            name: info.name.clone(),
-            shape: info.layout.dims().to_vec(),
-            dtype: Some(info.dtype),
-            dtype_name: info.dtype.as_str().to_string(),
-        })
-        .collect();
-    stored.sort_by(|a, b| a.name.cmp(&b.name));
-    let plan = plan_load(&stored, &config, path)?;
+    let plan = plan_load(&pth_listing(&pth), &config, path)?;
     build(
         config,
         device,

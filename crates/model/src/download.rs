@@ -19,13 +19,17 @@
 //! ```
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use finetune_files::atomic::persist;
 pub use finetune_files::FilesError;
 use finetune_files::{
     dir_or_cache, env_var, find_in_hf_cache, hf_hub_cache_from, hf_url, parse_checksum, say,
-    Algorithm, Download,
+    Algorithm, Download, Transfer,
 };
+
+use crate::{ModelError, VggConfig};
 
 /// The Hugging Face repository holding torchvision's ImageNet VGG16 weights as safetensors.
 pub const VGG16_REPO: &str = "timm/vgg16.tv_in1k";
@@ -64,6 +68,9 @@ pub struct Vgg16Download {
     pub hf_hub_cache: Option<PathBuf>,
     /// Print nothing (no progress bar, no notes).
     pub quiet: bool,
+    /// Longest wait for the next bytes before giving up (the download is
+    /// kept for resuming).
+    pub read_timeout: Duration,
 }
 
 impl Vgg16Download {
@@ -75,6 +82,7 @@ impl Vgg16Download {
             sha256: None,
             hf_hub_cache: None,
             quiet: false,
+            read_timeout: Transfer::READ_TIMEOUT,
         }
     }
 
@@ -85,7 +93,7 @@ impl Vgg16Download {
     pub fn from_env(
         dir: Option<PathBuf>,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, FilesError> {
+    ) -> Result<Self, ModelError> {
         let mut download = Vgg16Download::new(dir_or_cache(dir, &env, "weights")?);
         match env_var(&env, "FINETUNE_VGG16_URL") {
             Some(url) => download.url = url,
@@ -102,15 +110,23 @@ impl Vgg16Download {
     /// Gets the weights; returns the path of the safetensors file (in
     /// [`Vgg16Download::dir`], or in the Hugging Face cache when a copy is
     /// there). Does nothing if the file is already in `dir`. An interrupted
-    /// download resumes on the next call; one that fails its checksum is deleted.
-    pub fn fetch(&self) -> Result<PathBuf, FilesError> {
+    /// download resumes on the next call. Before anything is installed the
+    /// file must pass its checksum (the caller's, else the one the server
+    /// states) and read as VGG16 weights (a safetensors header with
+    /// torchvision's or timm's tensors of VGG16's shapes); one that fails is
+    /// deleted.
+    pub fn fetch(&self) -> Result<PathBuf, ModelError> {
         let expected = self
             .sha256
             .as_deref()
             .map(|value| parse_checksum(Algorithm::Sha256, "the VGG16 sha256 (--sha256)", value))
             .transpose()?;
         let target = self.dir.join(VGG16_FILE_NAME);
-        if target.is_file() {
+        if let Ok(meta) = fs::symlink_metadata(&target) {
+            if meta.file_type().is_symlink() {
+                return Err(FilesError::Symlink { path: target }.into());
+            }
+            check_vgg16_weights(&target)?;
             say(
                 self.quiet,
                 &format!("the VGG16 weights are already at {}", target.display()),
@@ -141,9 +157,12 @@ impl Vgg16Download {
                 target.display()
             ),
         );
-        let finished =
-            Download::start(&self.url, &part, Algorithm::Sha256, VGG16_HINT, self.quiet)?
-                .finish()?;
+        let transfer = Transfer {
+            hint: VGG16_HINT,
+            quiet: self.quiet,
+            read_timeout: self.read_timeout,
+        };
+        let finished = Download::start(&self.url, &part, Algorithm::Sha256, &transfer)?.finish()?;
         match expected.or(finished.server_sha256) {
             Some(expected) if expected != finished.digest => {
                 // Never leave a file that failed its checksum where it could be used.
@@ -153,24 +172,39 @@ impl Vgg16Download {
                     algorithm: Algorithm::Sha256.name(),
                     expected,
                     found: finished.digest,
-                });
+                }
+                .into());
             }
             Some(_) => {}
             None => say(
                 self.quiet,
                 &format!(
-                    "note: {} states no sha256, so the file could not be verified (sha256 {})",
+                    "note: {} states no sha256, so the file is only checked to be VGG16 weights (sha256 {})",
                     self.url, finished.digest
                 ),
             ),
         }
-        fs::rename(&part, &target).map_err(FilesError::io("rename into place", &target))?;
+        if let Err(e) = check_vgg16_weights(&part) {
+            let _ = fs::remove_file(&part);
+            return Err(ModelError::NotVgg16 {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            });
+        }
+        persist(&part, &target)?;
         say(
             self.quiet,
             &format!("the VGG16 weights are at {}", target.display()),
         );
         Ok(target)
     }
+}
+
+/// Whether `path` reads as torchvision's ImageNet VGG16: a safetensors
+/// header whose tensors are VGG16's, by name and shape (1000 classes), in
+/// torchvision's or timm's naming. Reads the header only.
+fn check_vgg16_weights(path: &Path) -> Result<(), ModelError> {
+    crate::checkpoint::check_listing(path, &VggConfig::vgg16(1000))
 }
 
 #[cfg(test)]

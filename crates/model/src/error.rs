@@ -59,6 +59,14 @@ pub enum ModelError {
         /// Why it cannot be used, and what to do.
         message: String,
     },
+    /// A downloaded file that is not torchvision's VGG16 weights; it was deleted.
+    #[error("the file from {url} is not VGG16 weights ({reason}); it was deleted (a mirror serving another file?)")]
+    NotVgg16 {
+        /// Where it came from.
+        url: String,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// A configuration that describes no valid network.
     #[error("invalid VGG configuration: {0}")]
     InvalidConfig(String),

@@ -14,6 +14,22 @@ pub fn tiny_stl10_files() -> Vec<(String, Vec<u8>)> {
     finetune_data::synthetic::stl10_members(3, 2, 1)
 }
 
+/// A narrow VGG16 (widths / 64, hidden 8) with ImageNet's 1000-class head,
+/// as the safetensors bytes a mirror would serve.
+pub fn narrow_vgg16_bytes() -> Vec<u8> {
+    let config = finetune_model::VggConfig {
+        width_divisor: 64,
+        classifier_hidden: 8,
+        ..finetune_model::VggConfig::vgg16(1000)
+    };
+    let dir = tempfile::tempdir().expect("scratch");
+    let path = dir.path().join("w.safetensors");
+    finetune_model::Vgg::new_random(config, 5, &candle_core::Device::Cpu)
+        .and_then(|vgg| vgg.save_safetensors(&path))
+        .expect("narrow weights");
+    std::fs::read(path).expect("read back")
+}
+
 /// The `finetune` binary with the user's caches and download overrides
 /// removed from its environment, so no test reads or writes them.
 pub fn finetune_isolated() -> Command {

@@ -69,7 +69,7 @@ impl Normalize {
 
     /// Normalises `chw` (3 equal planes) in place.
     pub fn apply(&self, chw: &mut [f32]) -> Result<(), DataError> {
-        if chw.len() % 3 != 0 {
+        if !chw.len().is_multiple_of(3) {
             return Err(DataError::BufferSize {
                 what: "Normalize input (3 channel planes)".to_string(),
                 expected: chw.len() / 3 * 3,
