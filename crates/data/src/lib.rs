@@ -36,6 +36,7 @@ mod dataset;
 #[cfg(feature = "download")]
 pub mod download;
 mod error;
+mod fingerprint;
 mod folder;
 mod layout;
 mod loader;
@@ -47,6 +48,7 @@ pub mod transforms;
 
 pub use dataset::{Dataset, Label, Split, UNLABELED};
 pub use error::DataError;
+pub use fingerprint::fingerprint;
 pub use folder::{FolderSplit, ImageFolder, ImageFolderOptions};
 pub use layout::{DataLayout, DataOptions, OpenedSplit};
 pub use loader::{augment_batch, Batch, EpochIter, LoaderConfig, PrefetchLoader};

@@ -571,6 +571,7 @@ pub fn stored_num_classes(path: &Path) -> Result<usize, ModelError> {
 /// its first hidden layer have (so narrow test networks pass too): every
 /// tensor by name, shape and dtype, the head's class count included; every
 /// problem is listed otherwise.
+#[cfg(feature = "download")]
 pub(crate) fn check_listing(path: &Path, config: &VggConfig) -> Result<(), ModelError> {
     let stored = stored_tensors(path)?;
     let rows = |names: &[&str]| {

@@ -2,12 +2,11 @@
 //! ([`Features`]), computed once per run (and optionally kept on disk) when
 //! every image goes through it the same way each epoch.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
-use finetune_data::{LoaderConfig, PrefetchLoader};
+use candle_core::{DType, Device, Tensor};
+use finetune_data::{fingerprint, LoaderConfig, PrefetchLoader};
 use finetune_model::write_safetensors;
 use finetune_model::{Cut, Vgg};
 
@@ -40,10 +39,12 @@ impl FeatureCache {
         if !self.enabled {
             return Ok(None);
         }
-        let key = self.dir.as_ref().map(|_| cache_key(model, loader, cut));
-        let file = match (&self.dir, &key) {
-            (Some(dir), Some(key)) => Some(dir.join(format!("features-{key:016x}.safetensors"))),
-            _ => None,
+        let file = match &self.dir {
+            Some(dir) => Some(dir.join(format!(
+                "features-{}.safetensors",
+                cache_key(model, loader, cut)?
+            ))),
+            None => None,
         };
         if let Some(file) = file.as_ref().filter(|f| f.exists()) {
             match load(file, cut, model.device()) {
@@ -102,53 +103,36 @@ fn compute(
     Ok(Features::new(cut, data, labels, indices))
 }
 
-/// A key that changes whenever the cached features would: the frozen
-/// weights, the images (sampled), the labels, the transforms and the cut.
-fn cache_key(model: &Vgg, loader: &PrefetchLoader, cut: Cut) -> u64 {
-    let mut h = DefaultHasher::new();
-    format!("{cut:?}").hash(&mut h);
-    loader.pipeline().to_string().hash(&mut h);
-    loader.config().indices.hash(&mut h);
-    let trainable: std::collections::HashSet<String> = model
+/// A key that changes whenever the cached features would: every byte of
+/// the data set (its [`fingerprint`]), every frozen tensor of the network,
+/// the transforms, the images selected and the cut. blake3 over a few
+/// hundred MB costs a fraction of one forward pass over them.
+fn cache_key(model: &Vgg, loader: &PrefetchLoader, cut: Cut) -> Result<String> {
+    let mut h = blake3::Hasher::new();
+    let mut text = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    text(&format!("{cut:?}"));
+    text(&loader.pipeline().to_string());
+    text(&format!("{:?}", loader.config().indices));
+    text(&fingerprint(loader.dataset().as_ref())?);
+    let trainable: HashSet<String> = model
         .trainable_parameters()
         .into_iter()
         .map(|(name, _)| name)
         .collect();
-    for (name, var) in model.named_parameters() {
+    for (name, tensor) in model.to_named_tensors() {
         if trainable.contains(&name) {
             continue;
         }
-        name.hash(&mut h);
-        if let Ok(values) = var
-            .as_tensor()
-            .flatten_all()
-            .and_then(|t| t.to_dtype(candle_core::DType::F32))
-            .and_then(|t| t.to_vec1::<f32>())
-        {
-            for v in values {
-                v.to_bits().hash(&mut h);
-            }
+        h.update(name.as_bytes());
+        let values: Vec<f32> = tensor.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+        for v in values {
+            h.update(&v.to_le_bytes());
         }
     }
-    let data = loader.dataset();
-    data.len().hash(&mut h);
-    data.class_names().hash(&mut h);
-    let (height, width) = data.image_dims();
-    (height, width).hash(&mut h);
-    let mut pixels = vec![0u8; 3 * height * width];
-    // Every label, and the pixels of a few images spread over the data set:
-    // enough to tell two data sets apart without reading them whole.
-    for i in 0..data.len() {
-        data.label(i).hash(&mut h);
-    }
-    let samples = 16.min(data.len());
-    for s in 0..samples {
-        let i = s * data.len() / samples;
-        if data.read_image(i, &mut pixels).is_ok() {
-            pixels.hash(&mut h);
-        }
-    }
-    h.finish()
+    Ok(h.finalize().to_hex()[..32].to_string())
 }
 
 fn save(path: &std::path::Path, features: &Features) -> Result<()> {

@@ -464,7 +464,8 @@ impl EpochRun<'_> {
     fn evaluate(&self, stage: &mut Stage, cache: &FeatureCache) -> Result<Option<Metrics>> {
         let (model, config) = (self.model, self.config);
         let due = config.eval_every > 0
-            && ((self.epoch + 1).is_multiple_of(config.eval_every) || self.epoch + 1 == config.epochs);
+            && ((self.epoch + 1).is_multiple_of(config.eval_every)
+                || self.epoch + 1 == config.epochs);
         let Some(loader) = self.data.eval.as_ref().filter(|_| due) else {
             return Ok(None);
         };

@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use finetune_files::atomic::write_file_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
@@ -102,8 +103,22 @@ impl RunLog {
         Ok(log)
     }
 
-    /// Reopens an existing log for a resumed run and records where it resumes.
-    pub fn resume(path: &Path, epoch: usize) -> Result<Self> {
+    /// Reopens an existing log for a run resumed at zero-based `epoch` and
+    /// records where it resumes. The log is first cut back to what the
+    /// checkpoint covers: a torn last line (a kill or a full disk mid-write)
+    /// and the records of epochs after `epoch` (written before a kill that
+    /// came ahead of their checkpoint) are dropped, so the resumed epochs
+    /// are not logged twice. Returns the log and the epochs it keeps.
+    pub fn resume(path: &Path, epoch: usize) -> Result<(Self, Vec<EpochRecord>)> {
+        let kept: Vec<LogRecord> = read_log(path)?
+            .into_iter()
+            .filter(|r| !matches!(r, LogRecord::Epoch(e) if e.epoch > epoch))
+            .collect();
+        let mut text = Vec::new();
+        for record in &kept {
+            text.extend(line_of(path, record)?);
+        }
+        write_file_atomic(path, &text)?;
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -113,7 +128,14 @@ impl RunLog {
             file,
         };
         log.append(&LogRecord::Resume { epoch })?;
-        Ok(log)
+        let history = kept
+            .into_iter()
+            .filter_map(|r| match r {
+                LogRecord::Epoch(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        Ok((log, history))
     }
 
     /// Appends an epoch record.
@@ -123,17 +145,23 @@ impl RunLog {
 
     /// Appends one record as a line and flushes it to the OS.
     pub fn append(&mut self, record: &LogRecord) -> Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(|source| TrainError::Json {
-            path: self.path.clone(),
-            source,
-        })?;
-        line.push(b'\n');
+        let line = line_of(&self.path, record)?;
         // One write call per line keeps lines whole for concurrent readers.
         self.file
             .write_all(&line)
             .and_then(|_| self.file.flush())
             .map_err(|e| TrainError::io(&self.path, e))
     }
+}
+
+/// `record` as one line of the log at `path`.
+fn line_of(path: &Path, record: &LogRecord) -> Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(record).map_err(|source| TrainError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// Reads a run log; an incomplete last line (a crash mid-write) is ignored,
@@ -192,7 +220,8 @@ mod tests {
         let mut log = RunLog::create(&path, &config).unwrap();
         log.epoch(&record(1)).unwrap();
         drop(log);
-        let mut log = RunLog::resume(&path, 1).unwrap();
+        let (mut log, history) = RunLog::resume(&path, 1).unwrap();
+        assert_eq!(history, [record(1)]);
         log.epoch(&record(2)).unwrap();
         // A crash in the middle of the next line.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -204,6 +233,38 @@ mod tests {
         assert_eq!(records[2], LogRecord::Resume { epoch: 1 });
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("{\"type\":\"config\""));
+    }
+
+    #[test]
+    fn resuming_cuts_a_torn_line_and_epochs_the_checkpoint_does_not_cover() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let mut log = RunLog::create(&path, &serde_json::json!({})).unwrap();
+        for epoch in 1..=3 {
+            log.epoch(&record(epoch)).unwrap();
+        }
+        drop(log);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"type\":\"epoch\",\"epo").unwrap();
+        drop(f);
+        // The checkpoint is from epoch 2: epoch 3's line came before a kill.
+        let (mut log, history) = RunLog::resume(&path, 2).unwrap();
+        assert_eq!(history, [record(1), record(2)]);
+        log.epoch(&record(3)).unwrap();
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'), "{text}");
+        let epochs: Vec<usize> = read_log(&path)
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r {
+                LogRecord::Epoch(e) => Some(e.epoch),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(epochs, [1, 2, 3], "no epoch twice:\n{text}");
+        // And the log resumes again without a parse error.
+        RunLog::resume(&path, 3).unwrap();
     }
 
     #[test]

@@ -28,7 +28,7 @@ use json::{parse_json, read_json, write_json};
 
 pub use checkpoint::{RunState, STATE_FORMAT_VERSION};
 
-use crate::log::{read_log, EpochRecord, LogRecord, RunLog};
+use crate::log::{EpochRecord, RunLog};
 use crate::optim::Optimizer;
 use crate::{plot_confusion, plot_history, ConfusionMatrix, Result, TrainError};
 
@@ -260,15 +260,7 @@ impl RunDir {
     /// Reopens [`LOG_FILE`] to continue at zero-based `epoch`, and returns the
     /// records of the epochs before it.
     pub(crate) fn resume_log(&self, epoch: usize) -> Result<(RunLog, Vec<EpochRecord>)> {
-        let path = self.file(LOG_FILE);
-        let history = read_log(&path)?
-            .into_iter()
-            .filter_map(|r| match r {
-                LogRecord::Epoch(e) if e.epoch <= epoch => Some(e),
-                _ => None,
-            })
-            .collect();
-        Ok((RunLog::resume(&path, epoch)?, history))
+        RunLog::resume(&self.file(LOG_FILE), epoch)
     }
 
     /// Redraws [`HISTORY_PNG`] and [`CONFUSION_PNG`] after an epoch.
