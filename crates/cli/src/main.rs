@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod commands;
 
@@ -38,12 +39,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = Cli::command();
+    let matches = command.clone().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let given = matches
+        .subcommand()
+        .and_then(|(name, sub)| Some(given_flags(command.find_subcommand(name)?, sub)))
+        .unwrap_or_default();
     // A training step allocates and frees a few GB of buffers; keeping freed
     // memory saves faulting it in again every step (about 25% of a full
     // VGG16 step on the CPU; see crates/model/src/memory.rs).
     finetune_model::retain_freed_memory();
-    match run(cli) {
+    match run(cli, &given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", message(&error));
@@ -65,9 +75,19 @@ fn message(error: &anyhow::Error) -> String {
     message
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// The flags of `command` given on its command line (as `--long-name`),
+/// not defaulted.
+fn given_flags(command: &clap::Command, matches: &ArgMatches) -> Vec<String> {
+    command
+        .get_arguments()
+        .filter(|arg| matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+        .collect()
+}
+
+fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train(args) => commands::train::run(*args),
+        Command::Train(args) => commands::train::run(*args, given),
         Command::Eval(args) => commands::eval::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Preview(args) => commands::preview::run(args),

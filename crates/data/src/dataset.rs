@@ -53,6 +53,13 @@ pub trait Dataset: Send + Sync {
         None
     }
 
+    /// Confirms the data can still be read: a memory-mapped file that was
+    /// truncated since it was opened is an error here, where reading it would
+    /// kill the process with SIGBUS. The loader calls it before each batch.
+    fn check(&self) -> Result<(), DataError> {
+        Ok(())
+    }
+
     /// A short name for image `index` in prediction files: the file path
     /// relative to the root for folders, the index otherwise.
     fn item_name(&self, index: usize) -> String {

@@ -189,6 +189,46 @@ pub enum DataError {
         /// What was expected and found.
         problem: String,
     },
+    /// A seeded folder split left one side without images.
+    #[error("{path}: the {split} split is empty: holding out {test_fraction} of each class leaves no {split} image (expected a fraction strictly between 0 and 1 for a folder without train/ and test/)")]
+    EmptySplit {
+        /// The image folder.
+        path: PathBuf,
+        /// The empty side.
+        split: crate::Split,
+        /// The share held out for testing.
+        test_fraction: f32,
+    },
+    /// A fold was asked of a data set that has none.
+    #[error(
+        "{path}: folds are STL10's (its 10 predefined training subsets); an image folder has none"
+    )]
+    FoldNotStl10 {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// `train/` and `test/` of an image folder hold different classes.
+    #[error("{train} and {test} hold different classes, so their labels would not line up: only in train: [{only_train}]; only in test: [{only_test}]")]
+    ClassMismatch {
+        /// The training folder.
+        train: PathBuf,
+        /// The test folder.
+        test: PathBuf,
+        /// Classes found only in `train`, comma-separated.
+        only_train: String,
+        /// Classes found only in `test`, comma-separated.
+        only_test: String,
+    },
+    /// A memory-mapped file got shorter while it was read.
+    #[error("{path} shrank to {found} bytes while in use (it was {expected}): was it overwritten or truncated? Reading on would crash")]
+    FileShrank {
+        /// The file.
+        path: PathBuf,
+        /// Its size when opened.
+        expected: u64,
+        /// Its size now.
+        found: u64,
+    },
     /// The loader's background producer died (panicked) before the epoch ended.
     #[error("the loader's producer thread stopped before the epoch ended: {message}")]
     ProducerStopped {

@@ -1,6 +1,7 @@
 //! A folder of images, one sub-folder per class (torchvision
 //! `datasets.ImageFolder`), decoded in parallel and resized once, at open.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rand::seq::SliceRandom;
@@ -89,14 +90,17 @@ impl ImageFolder {
                 found_width: w,
             });
         }
-        let class_names = list_classes(&root)?;
+        let classes = class_dirs(&root)?;
+        let mut visited = HashSet::from([canonical(&root)?]);
+        for (_, class_dir) in &classes {
+            visited.insert(canonical(class_dir)?);
+        }
         let mut items = Vec::new();
-        for (label, name) in (0..).zip(&class_names) {
-            let class_dir = root.join(name);
-            let mut files = list_images(&class_dir)?;
+        for (label, (_, class_dir)) in (0..).zip(&classes) {
+            let mut files = list_images(class_dir, &mut visited)?;
             if files.is_empty() {
                 return Err(DataError::EmptyClass {
-                    path: class_dir,
+                    path: class_dir.clone(),
                     extensions: IMAGE_EXTENSIONS.map(|e| format!(".{e}")).join(" "),
                 });
             }
@@ -126,11 +130,18 @@ impl ImageFolder {
             }
         }
         if labels.is_empty() {
-            return Err(DataError::Empty { path: root });
+            return Err(match &options.split {
+                Some(split) if skipped.is_empty() => DataError::EmptySplit {
+                    path: root,
+                    split: split.take,
+                    test_fraction: split.test_fraction,
+                },
+                _ => DataError::Empty { path: root },
+            });
         }
         Ok(ImageFolder {
             root,
-            class_names,
+            class_names: classes.into_iter().map(|(name, _)| name).collect(),
             dims: options.image_size,
             pixels,
             labels,
@@ -201,33 +212,53 @@ impl Dataset for ImageFolder {
 }
 
 /// Sub-folder names sorted as Python sorts strings (by code point, which is
-/// UTF-8 byte order).
-fn list_classes(root: &Path) -> Result<Vec<String>, DataError> {
+/// UTF-8 byte order). A name that is not UTF-8 is shown with U+FFFD in its
+/// place; [`class_dirs`] keeps the real one.
+pub(crate) fn list_classes(root: &Path) -> Result<Vec<String>, DataError> {
+    Ok(class_dirs(root)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// The class sub-folders of `root`, sorted by name's bytes: each name as
+/// text and the folder's real path.
+fn class_dirs(root: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
     let expected = "a folder with one sub-folder per class";
     let entries = std::fs::read_dir(root).map_err(|e| DataError::io(root, expected, e))?;
-    let mut names = Vec::new();
+    let mut dirs = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| DataError::io(root, expected, e))?;
         // Follow symlinks, as torchvision's `entry.is_dir()` does.
         if entry.path().is_dir() {
-            names.push(entry.file_name().to_string_lossy().into_owned());
+            dirs.push((entry.file_name(), entry.path()));
         }
     }
-    if names.is_empty() {
+    if dirs.is_empty() {
         return Err(DataError::NoClasses {
             path: root.to_path_buf(),
         });
     }
-    names.sort();
-    Ok(names)
+    dirs.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+    Ok(dirs
+        .into_iter()
+        .map(|(name, path)| (name.to_string_lossy().into_owned(), path))
+        .collect())
 }
 
 /// Image files under `dir`, recursively, in torchvision's order:
-/// `sorted(os.walk(dir))`, then `sorted(files)` within each folder.
-fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+/// `sorted(os.walk(dir, followlinks=True))`, then `sorted(files)` within
+/// each folder. Symlinked folders are followed, but a real folder already
+/// in `visited` (the root, every class folder, what was read before) is not
+/// read again, so a link back up the tree adds nothing.
+fn list_images(dir: &Path, visited: &mut HashSet<PathBuf>) -> Result<Vec<PathBuf>, DataError> {
     let mut folders = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(folder) = pending.pop() {
+        let real = canonical(&folder)?;
+        if !visited.insert(real) && folder != dir {
+            continue;
+        }
         let entries = std::fs::read_dir(&folder)
             .map_err(|e| DataError::io(&folder, "a class folder of images", e))?;
         let mut files = Vec::new();
@@ -237,17 +268,24 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
             if path.is_dir() {
                 pending.push(path);
             } else if has_extension(&path, &IMAGE_EXTENSIONS) {
-                files.push(entry.file_name().to_string_lossy().into_owned());
+                files.push(entry.file_name());
             }
         }
-        files.sort();
-        folders.push((folder.to_string_lossy().into_owned(), folder, files));
+        files.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+        folders.push((folder.as_os_str().to_os_string(), folder, files));
     }
-    folders.sort_by(|a, b| a.0.cmp(&b.0));
+    folders.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
     Ok(folders
         .into_iter()
         .flat_map(|(_, folder, files)| files.into_iter().map(move |f| folder.join(f)))
         .collect())
+}
+
+/// `folder` with every symlink resolved.
+fn canonical(folder: &Path) -> Result<PathBuf, DataError> {
+    folder
+        .canonicalize()
+        .map_err(|e| DataError::io(folder, "a folder of images", e))
 }
 
 fn has_extension(path: &Path, extensions: &[&str]) -> bool {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::folder::list_classes;
 use crate::{
     DataError, Dataset, FolderSplit, ImageFolder, ImageFolderOptions, Split, Stl10, STL10_DIR,
 };
@@ -108,6 +109,11 @@ impl DataLayout {
         let no_unlabeled = |root: &Path| DataError::NoUnlabeledSplit {
             path: root.to_path_buf(),
         };
+        if let (Some(_), DataLayout::SplitFolders { train: root, .. } | DataLayout::Folder(root)) =
+            (options.fold, self)
+        {
+            return Err(DataError::FoldNotStl10 { path: root.clone() });
+        }
         match self {
             DataLayout::Stl10(root) => {
                 let fold = options.fold.filter(|_| split == Split::Train);
@@ -117,6 +123,9 @@ impl DataLayout {
                 })
             }
             DataLayout::SplitFolders { train, test } => match split {
+                _ if split != Split::Unlabeled && !same_classes(train, test)? => {
+                    Err(class_mismatch(train, test)?)
+                }
                 Split::Train => folder(train, None),
                 Split::Test => folder(test, None),
                 Split::Unlabeled => Err(no_unlabeled(train)),
@@ -134,6 +143,29 @@ impl DataLayout {
             }
         }
     }
+}
+
+/// Whether two folders hold the same class sub-folders.
+fn same_classes(train: &Path, test: &Path) -> Result<bool, DataError> {
+    Ok(list_classes(train)? == list_classes(test)?)
+}
+
+/// The error listing the classes only one of `train` and `test` has.
+fn class_mismatch(train: &Path, test: &Path) -> Result<DataError, DataError> {
+    let (a, b) = (list_classes(train)?, list_classes(test)?);
+    let only = |x: &[String], y: &[String]| {
+        x.iter()
+            .filter(|c| !y.contains(c))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(DataError::ClassMismatch {
+        train: train.to_path_buf(),
+        test: test.to_path_buf(),
+        only_train: only(&a, &b),
+        only_test: only(&b, &a),
+    })
 }
 
 #[cfg(test)]

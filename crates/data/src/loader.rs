@@ -322,6 +322,7 @@ fn augment_into(
     out: &mut [f32],
     stores: Stores,
 ) -> Result<(), DataError> {
+    dataset.check()?;
     let dims = dataset.image_dims();
     let (oh, ow) = pipeline.output_dims(dims)?;
     let sample = 3 * oh * ow;

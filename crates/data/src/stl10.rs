@@ -37,6 +37,9 @@ pub struct Stl10 {
     dir: PathBuf,
     split: Split,
     images: Mmap,
+    /// The mapped file, to notice it shrinking ([`Dataset::check`]).
+    file: File,
+    images_path: PathBuf,
     /// 0-based labels per image in the file; `None` for unlabeled.
     labels: Option<Vec<u8>>,
     /// Indices into the file when a fold selects a subset.
@@ -68,7 +71,7 @@ impl Stl10 {
         let dir = resolve_dir(root.as_ref());
         let class_names = read_class_names(&dir.join(STL10_CLASS_NAMES_FILE))?;
         let images_path = dir.join(Stl10::images_file(split));
-        let images = map_images(&images_path)?;
+        let (images, file) = map_images(&images_path)?;
         let count = images.len() / STL10_IMAGE_BYTES;
         let labels = match Stl10::labels_file(split) {
             None => None,
@@ -90,6 +93,8 @@ impl Stl10 {
             dir,
             split,
             images,
+            file,
+            images_path,
             labels,
             subset,
             class_names,
@@ -174,6 +179,23 @@ impl Dataset for Stl10 {
         Ok(())
     }
 
+    fn check(&self) -> Result<(), DataError> {
+        let found = self
+            .file
+            .metadata()
+            .map_err(|e| DataError::io(&self.images_path, "STL10 images", e))?
+            .len();
+        let expected = self.images.len() as u64;
+        if found < expected {
+            return Err(DataError::FileShrank {
+                path: self.images_path.clone(),
+                expected,
+                found,
+            });
+        }
+        Ok(())
+    }
+
     fn image_ref(&self, index: usize) -> Option<ImageRef<'_>> {
         if index >= self.len() {
             return None;
@@ -218,7 +240,7 @@ fn resolve_dir(root: &Path) -> PathBuf {
     }
 }
 
-fn map_images(path: &Path) -> Result<Mmap, DataError> {
+fn map_images(path: &Path) -> Result<(Mmap, File), DataError> {
     let file = File::open(path)
         .map_err(|e| DataError::io(path, "STL10 images (raw u8, 27648 bytes per image)", e))?;
     let size = file
@@ -240,8 +262,11 @@ fn map_images(path: &Path) -> Result<Mmap, DataError> {
     }
     // SAFETY: the map is read-only; like every reader of a memory-mapped file
     // we rely on nobody truncating or rewriting the data set while it is open
-    // (doing so would be a bug in the user's setup, not here).
-    unsafe { Mmap::map(&file) }.map_err(|e| DataError::io(path, "STL10 images", e))
+    // (doing so would be a bug in the user's setup, not here). The loader
+    // checks the size before each batch (`Dataset::check`), so a truncation
+    // between batches is reported instead of raising SIGBUS.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io(path, "STL10 images", e))?;
+    Ok((map, file))
 }
 
 fn read_file(path: &Path, expected: &str) -> Result<Vec<u8>, DataError> {

@@ -109,3 +109,103 @@ fn root_without_classes_or_images_is_an_error() {
     let err = ImageFolder::open(dir.path(), skip).unwrap_err().to_string();
     assert!(err.contains("empty data set"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_adds_no_image_and_each_folder_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_image_folder(dir.path(), &["a", "b"], 5, (4, 4)).unwrap();
+    let a = dir.path().join("a");
+    std::os::unix::fs::symlink(&a, a.join("loop")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), a.join("up")).unwrap();
+    let ds = ImageFolder::open(dir.path(), options((4, 4))).unwrap();
+    assert_eq!(ds.len(), 10, "each image once");
+    // Split into train and test, no image is on both sides.
+    let side = |take| {
+        let mut o = options((4, 4));
+        o.split = Some(FolderSplit {
+            test_fraction: 0.4,
+            seed: 3,
+            take,
+        });
+        let ds = ImageFolder::open(dir.path(), o).unwrap();
+        (0..ds.len())
+            .map(|i| ds.path(i).to_path_buf())
+            .collect::<Vec<_>>()
+    };
+    let (train, test) = (side(Split::Train), side(Split::Test));
+    assert_eq!(train.len() + test.len(), 10);
+    assert!(train.iter().all(|p| !test.contains(p)));
+}
+
+#[cfg(unix)]
+#[test]
+fn file_and_class_names_that_are_not_utf8_load() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_image_folder(dir.path(), &["a"], 1, (4, 4)).unwrap();
+    let class = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir(&class).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"\xff\xfe.png");
+    std::fs::copy(dir.path().join("a").join("000.png"), class.join(name)).unwrap();
+    let ds = ImageFolder::open(dir.path(), options((4, 4))).unwrap();
+    assert_eq!(ds.len(), 2);
+    assert_eq!(ds.class_names(), ["a", "caf\u{fffd}"]);
+    assert_eq!(ds.path(1), class.join(name));
+}
+
+#[test]
+fn a_split_folder_with_other_test_classes_is_refused_listing_them() {
+    use finetune_data::{DataLayout, DataOptions};
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_image_folder(&dir.path().join("train"), &["cat", "dog"], 2, (4, 4)).unwrap();
+    synthetic::write_image_folder(&dir.path().join("test"), &["cat", "dog", "emu"], 2, (4, 4))
+        .unwrap();
+    let layout = DataLayout::detect(dir.path()).unwrap();
+    let options = DataOptions {
+        image_size: 4,
+        ..DataOptions::default()
+    };
+    for split in [Split::Train, Split::Test] {
+        let err = layout.open(split, &options).err().unwrap().to_string();
+        assert!(
+            err.contains("only in train: []") && err.contains("only in test: [emu]"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_split_and_a_fold_of_a_folder_are_named() {
+    use finetune_data::{DataLayout, DataOptions};
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::write_image_folder(dir.path(), &["a", "b"], 3, (4, 4)).unwrap();
+    let layout = DataLayout::detect(dir.path()).unwrap();
+    let options = |test_fraction, fold| DataOptions {
+        image_size: 4,
+        test_fraction,
+        fold,
+        ..DataOptions::default()
+    };
+    let err = layout
+        .open(Split::Test, &options(0.0, None))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("the test split is empty") && err.contains("holding out 0"),
+        "{err}"
+    );
+    let err = layout
+        .open(Split::Train, &options(1.0, None))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("the train split is empty"), "{err}");
+    let err = layout
+        .open(Split::Train, &options(0.2, Some(1)))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("folds are STL10's"), "{err}");
+}

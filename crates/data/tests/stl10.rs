@@ -201,3 +201,40 @@ fn borrowed_view_equals_read_image() {
     assert_eq!(ds.image_ref(1).unwrap().to_hwc().data, img);
     assert!(ds.image_ref(3).is_none());
 }
+
+#[test]
+fn a_file_truncated_while_open_is_reported_not_a_crash() {
+    use finetune_data::{augment_batch, transforms::Normalize, Pipeline};
+    let dir = write(6, 0, 0);
+    let train = Stl10::open(dir.path(), Split::Train, None).unwrap();
+    let pipeline = Pipeline::evaluation((96, 96), 96, Normalize::stl10());
+    let mut out = vec![0.0; 6 * 3 * 96 * 96];
+    augment_batch(
+        &train,
+        &pipeline,
+        &[0, 5],
+        0,
+        0,
+        &mut out[..2 * 3 * 96 * 96],
+    )
+    .unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(bin(dir.path(), "train_X.bin"))
+        .unwrap();
+    file.set_len(2 * 27648).unwrap();
+    let err = augment_batch(
+        &train,
+        &pipeline,
+        &[0, 5],
+        0,
+        0,
+        &mut out[..2 * 3 * 96 * 96],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("train_X.bin") && err.contains("shrank to 55296 bytes"),
+        "{err}"
+    );
+}

@@ -245,13 +245,17 @@ fn describe(config: &VggConfig) -> String {
 /// Builds the network from a plan, reading each tensor through `read`
 /// (given the file name and the network shape), and puts a new head in when
 /// the plan says so.
+/// Tensors holding NaN or an infinity are refused, all named at once: a
+/// network built from them trains and predicts nonsense that looks plausible.
 fn build(
+    path: &Path,
     config: VggConfig,
     device: &Device,
     plan: &LoadPlan,
     format: CheckpointFormat,
     mut read: impl FnMut(&str, &TensorSpec) -> Result<Var, ModelError>,
 ) -> Result<(Vgg, LoadReport), ModelError> {
+    let mut non_finite = Vec::new();
     let seed = config.seed;
     let head = match plan.head_replaced {
         Some(_) => Some(new_head_vars(
@@ -271,8 +275,18 @@ fn build(
         let file_name = plan.sources.get(&spec.name).ok_or_else(|| {
             ModelError::InvalidConfig(format!("internal: no source for {}", spec.name))
         })?;
-        read(file_name, spec)
+        let var = read(file_name, spec)?;
+        if !all_finite(var.as_tensor())? {
+            non_finite.push(file_name.clone());
+        }
+        Ok(var)
     })?;
+    if !non_finite.is_empty() {
+        return Err(ModelError::NonFinite {
+            path: path.to_path_buf(),
+            tensors: non_finite.join(", "),
+        });
+    }
     Ok((
         vgg,
         LoadReport {
@@ -282,6 +296,21 @@ fn build(
             head_replaced: plan.head_replaced,
         },
     ))
+}
+
+/// Whether every value of `t` is finite: its sum is (one reduction, on any
+/// device) unless a NaN or an infinity is in it, or finite values overflow,
+/// which the exact check then tells apart.
+fn all_finite(t: &Tensor) -> Result<bool, ModelError> {
+    if !t.dtype().is_float() {
+        return Ok(true);
+    }
+    let sum: f32 = t.sum_all()?.to_dtype(DType::F32)?.to_scalar()?;
+    if sum.is_finite() {
+        return Ok(true);
+    }
+    let values: Vec<f32> = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+    Ok(values.iter().all(|v| v.is_finite()))
 }
 
 /// Turns a loaded tensor into a variable of the network's shape and dtype.
@@ -353,6 +382,7 @@ impl Vgg {
         let plan = plan_load(&stored, &config, Path::new("<tensors>"))?;
         let map: HashMap<String, Tensor> = tensors.into_iter().collect();
         build(
+            Path::new("<tensors>"),
             config,
             device,
             &plan,
@@ -446,6 +476,7 @@ fn load_safetensors(
     let plan = plan_load(&safetensors_listing(&st), &config, path)?;
     let base = mmap.as_ptr() as usize;
     build(
+        path,
         config,
         device,
         &plan,
@@ -672,6 +703,7 @@ fn load_pth(
     let pth = open_pth(path)?;
     let plan = plan_load(&pth_listing(&pth), &config, path)?;
     build(
+        path,
         config,
         device,
         &plan,

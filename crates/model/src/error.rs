@@ -67,6 +67,14 @@ pub enum ModelError {
         /// What was wrong with it.
         reason: String,
     },
+    /// Weights holding NaN or an infinity.
+    #[error("{path}: tensors {tensors} hold NaN or infinite values: these weights are broken (a diverged run, a bad conversion); refusing to load them")]
+    NonFinite {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensors at fault, comma-separated.
+        tensors: String,
+    },
     /// A configuration that describes no valid network.
     #[error("invalid VGG configuration: {0}")]
     InvalidConfig(String),

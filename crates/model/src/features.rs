@@ -42,9 +42,9 @@ impl ConvLayer {
         match &self.batch_norm {
             // The ReLU right after a conv is fused into it (one pass over the output).
             None => self.conv.forward(x, true),
-            Some(bn) => Ok(bn
-                .forward(&self.conv.forward(x, false)?, training)?
-                .relu()?),
+            Some(bn) => Ok(crate::ops::relu(
+                &bn.forward(&self.conv.forward(x, false)?, training)?,
+            )?),
         }
     }
 

@@ -278,3 +278,46 @@ fn a_missing_file_is_an_io_error_naming_it() {
     assert!(matches!(err, ModelError::Io { .. }));
     assert!(err.to_string().contains("/nonexistent/vgg.safetensors"));
 }
+
+#[test]
+fn weights_holding_nan_or_inf_are_refused_naming_the_tensors() {
+    let config = narrow(10);
+    let mut named = formula_vgg(config.clone()).to_named_tensors();
+    for (name, t) in named.iter_mut() {
+        let bad = match name.as_str() {
+            "features.2.weight" => f32::NAN,
+            "classifier.3.bias" => f32::INFINITY,
+            _ => continue,
+        };
+        let mut v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        v[1] = bad;
+        *t = Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.safetensors");
+    finetune_model::write_safetensors(&path, &named, None).unwrap();
+    let err = Vgg::load(&path, config, &Device::Cpu).err().unwrap();
+    assert!(matches!(err, ModelError::NonFinite { .. }), "{err}");
+    let err = err.to_string();
+    assert!(
+        err.contains("broken.safetensors")
+            && err.contains("features.2.weight, classifier.3.bias")
+            && !err.contains("features.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_nan_input_gives_nan_logits_as_in_pytorch() {
+    // PyTorch's ReLU and max-pool propagate NaN; f32::max would hide it.
+    let vgg = formula_vgg(narrow(10));
+    let mut x = vec![0.5f32; 2 * 3 * 32 * 32];
+    x[100] = f32::NAN;
+    let x = Tensor::from_vec(x, (2, 3, 32, 32), &Device::Cpu).unwrap();
+    let train = finetune_model::Mode::Train { dropout_seed: 1 };
+    for mode in [finetune_model::Mode::Eval, train] {
+        let logits: Vec<Vec<f32>> = vgg.forward_t(&x, &mode).unwrap().to_vec2().unwrap();
+        assert!(logits[0].iter().all(|v| v.is_nan()), "{:?}", logits[0]);
+        assert!(logits[1].iter().all(|v| v.is_finite()), "{:?}", logits[1]);
+    }
+}

@@ -57,6 +57,16 @@ pub enum TrainError {
         /// What was expected and what was found.
         message: String,
     },
+    /// A resumed run's weights or data differ from those it started from.
+    #[error("{what} {path} changed since the run started ({record}); resuming would mix two runs: put back the original or start a new run")]
+    InputsChanged {
+        /// What changed, e.g. "the weights file".
+        what: String,
+        /// The file or directory as given now.
+        path: PathBuf,
+        /// Where the run recorded its inputs, and the hashes then and now.
+        record: String,
+    },
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),

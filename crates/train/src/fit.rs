@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use finetune_data::PrefetchLoader;
-use finetune_model::{Cut, Mode, Vgg};
+use finetune_model::{Cut, Mode, Vgg, VggConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::early_stopping::{EarlyStopping, Monitor};
@@ -18,7 +18,7 @@ use crate::feature_cache::FeatureCache;
 use crate::features::Features;
 use crate::log::{EpochRecord, RunLog};
 use crate::progress::Progress;
-use crate::run_dir::{ResumePoint, RunDir, RunState, STATE_FORMAT_VERSION};
+use crate::run_dir::{ResumePoint, RunDir, RunLock, RunState, STATE_FORMAT_VERSION};
 use crate::source::{BatchSource, Next};
 use crate::step::{check_finite_loss, forward_loss};
 use crate::{
@@ -94,9 +94,34 @@ impl FitConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Refuses a configuration no run could use: no epochs, a rate or
+    /// factor that is negative or not finite, an invalid schedule; and with
+    /// `model`, a freeze policy naming more conv blocks than it has. [`fit`]
+    /// calls it first; a caller can call it before writing anything.
+    pub fn validate(&self, model: &VggConfig) -> Result<()> {
         if self.epochs == 0 {
             return Err(TrainError::Config("epochs must be at least 1".into()));
+        }
+        self.optimizer.validate()?;
+        let blocks = model.pool_indices().len();
+        let policies = [Some(self.freeze), self.unfreeze.map(|u| u.then)];
+        for policy in policies.into_iter().flatten() {
+            if let FreezePolicy::Blocks(k) = policy {
+                if k > blocks {
+                    return Err(TrainError::Config(format!(
+                        "freeze policy `{policy}`: {} has {blocks} conv blocks, so K must be 0 to {blocks} (`all` trains everything)",
+                        model.name()
+                    )));
+                }
+            }
+        }
+        if let Some(u) = self.unfreeze {
+            if !(u.lr_scale.is_finite() && u.lr_scale >= 0.0) {
+                return Err(TrainError::Config(format!(
+                    "unfreeze lr scale must be finite and >= 0, got {}",
+                    u.lr_scale
+                )));
+            }
         }
         if !(self.backbone_lr_scale.is_finite() && self.backbone_lr_scale >= 0.0) {
             return Err(TrainError::Config(format!(
@@ -161,8 +186,9 @@ pub enum StopReason {
 }
 
 /// Trains `model` on `data` under `config`, writing logs, pictures and
-/// checkpoints into `run`. With `resume`, continues the run found there (the
-/// model must already be the [`ResumePoint`]'s: see [`ResumePoint::restore`]).
+/// checkpoints into `run` (held by this process: [`RunDir::lock`]). With
+/// `resume`, continues the run found there (the model must already be the
+/// [`ResumePoint`]'s: see [`ResumePoint::restore`]).
 /// `interrupt` is polled after every batch: when raised, the run writes a
 /// checkpoint and returns [`StopReason::Interrupted`]. `extra` is logged with
 /// the configuration (the data set, the weights, the command line).
@@ -170,13 +196,12 @@ pub fn fit(
     model: &mut Vgg,
     data: &FitData,
     config: &FitConfig,
-    run: &RunDir,
+    run: &RunLock,
     resume: Option<&ResumePoint>,
     extra: serde_json::Value,
     interrupt: Arc<AtomicBool>,
 ) -> Result<FitSummary> {
-    config.validate()?;
-    run.create()?;
+    config.validate(model.config())?;
     let class_names: Vec<String> = data.train.dataset().class_names().to_vec();
     let num_classes = model.config().num_classes;
     if class_names.len() != num_classes {
@@ -194,6 +219,12 @@ pub fn fit(
         "data_seed": data.train.config().seed,
         "extra": extra,
     });
+    // Everything that can refuse the run does so before the log is touched.
+    let start_epoch = resume.map_or(0, |point| point.state.epoch);
+    let mut stage = Stage::new(model, config.policy_at(start_epoch), config)?;
+    if let Some(point) = resume {
+        point.load_optimizer(&mut *stage.optimizer, model)?;
+    }
     let Start {
         epoch: start_epoch,
         mut skip_steps,
@@ -201,12 +232,8 @@ pub fn fit(
         mut history,
         mut log,
         mut stopping,
+        mut partial,
     } = Start::of(run, config, resume, &logged_config)?;
-
-    let mut stage = Stage::new(model, config.policy_at(start_epoch), config)?;
-    if let Some(point) = resume {
-        point.load_optimizer(&mut *stage.optimizer, model)?;
-    }
     let cache = FeatureCache::new(config.cache_features, config.feature_cache_dir.clone());
     let progress = Progress::new(config.quiet);
     let snapshot = |epoch, step_in_epoch, global_step, stopping: &EarlyStopping, stage: &Stage| {
@@ -239,12 +266,18 @@ pub fn fit(
             epoch,
             progress: &progress,
         };
-        let trained =
-            epoch_run.train(&mut stage, &cache, skip_steps, &mut global_step, &interrupt)?;
+        let trained = epoch_run.train(
+            &mut stage,
+            &cache,
+            (skip_steps, partial.take()),
+            &mut global_step,
+            &interrupt,
+        )?;
         skip_steps = 0;
         let train_seconds = started.elapsed().as_secs_f64();
         if let Some(step_in_epoch) = trained.interrupted_at {
-            let state = snapshot(epoch, step_in_epoch, global_step, &stopping, &stage);
+            let mut state = snapshot(epoch, step_in_epoch, global_step, &stopping, &stage);
+            state.partial_metrics = Some(trained.so_far);
             run.save_checkpoint(model, &state, &*stage.optimizer, false)?;
             stopped = StopReason::Interrupted;
             break;
@@ -255,7 +288,7 @@ pub fn fit(
             epoch: epoch + 1,
             epochs: config.epochs,
             lr: trained.lr,
-            train: trained.metrics,
+            train: trained.so_far.finish(),
             test,
             seconds: started.elapsed().as_secs_f64(),
             images_per_sec: trained.images as f64 / train_seconds.max(1e-9),
@@ -313,6 +346,8 @@ struct Start {
     history: Vec<EpochRecord>,
     log: RunLog,
     stopping: EarlyStopping,
+    /// The metrics of the batches trained before an interruption mid-epoch.
+    partial: Option<MetricsAccumulator>,
 }
 
 impl Start {
@@ -332,6 +367,7 @@ impl Start {
                 history: Vec::new(),
                 log: run.create_log(logged_config)?,
                 stopping: EarlyStopping::new(config.monitor, config.patience),
+                partial: None,
             });
         };
         let state = &point.state;
@@ -365,13 +401,16 @@ impl Start {
                 state.best_epoch.zip(state.best_metric),
                 state.epochs_without_improvement,
             ),
+            partial: state.partial_metrics.clone(),
         })
     }
 }
 
 /// What a training epoch measured.
 struct Trained {
-    metrics: Metrics,
+    /// The epoch's metrics so far (all of it unless interrupted), those of
+    /// the batches before a resume included.
+    so_far: MetricsAccumulator,
     /// The learning rate of the epoch's last step.
     lr: f64,
     /// Images trained on.
@@ -392,13 +431,14 @@ struct EpochRun<'a> {
 }
 
 impl EpochRun<'_> {
-    /// Trains on every batch of the epoch from `skip` on, one optimiser step
+    /// Trains on every batch of the epoch from `skip` on (whose batches
+    /// before measured `before`, when resumed mid-epoch), one optimiser step
     /// per batch, until the epoch ends or `interrupt` is raised.
     fn train(
         &self,
         stage: &mut Stage,
         cache: &FeatureCache,
-        skip: usize,
+        (skip, before): (usize, Option<MetricsAccumulator>),
         global_step: &mut u64,
         interrupt: &AtomicBool,
     ) -> Result<Trained> {
@@ -421,7 +461,8 @@ impl EpochRun<'_> {
         };
         let steps = source.len();
         let bar = self.progress.batches(epoch, config.epochs, steps);
-        let mut metrics = MetricsAccumulator::new(model.config().num_classes);
+        let mut metrics =
+            before.unwrap_or_else(|| MetricsAccumulator::new(model.config().num_classes));
         let (mut lr, mut images, mut interrupted_at) = (0.0, 0, None);
         let optimizer = &mut stage.optimizer;
         let (cut, base_lr) = (stage.cut, stage.base_lr);
@@ -451,7 +492,7 @@ impl EpochRun<'_> {
         })?;
         bar.finish();
         Ok(Trained {
-            metrics: metrics.finish(),
+            so_far: metrics,
             lr,
             images,
             waited,
@@ -502,6 +543,7 @@ fn run_state(
         best_epoch: stopping.best().map(|b| b.0),
         epochs_without_improvement: stopping.stale(),
         rng: None,
+        partial_metrics: None,
         optimizer: optimizer.kind(),
         config: logged_config.clone(),
     }

@@ -44,7 +44,7 @@
 //! recipe.freeze = FreezePolicy::Head; // the frozen rest runs once, cached
 //! recipe.quiet = true;
 //!
-//! let run = RunDir::new(tmp.join("run"));
+//! let run = RunDir::new(tmp.join("run")).lock()?; // this process's alone until dropped
 //! let stop = Arc::new(AtomicBool::new(false)); // raise it (e.g. on Ctrl-C) to stop and save
 //! let summary = fit(&mut vgg, &data, &recipe, &run, None, serde_json::Value::Null, stop)?;
 //! assert_eq!(summary.stopped, StopReason::Completed);
@@ -86,8 +86,9 @@ pub use optim::{
 pub use plot::{plot_confusion, plot_history, plot_image_grid, GridTile};
 pub use report::{confusion_table, predictions_csv, report};
 pub use run_dir::{
-    ResumePoint, RunDir, RunSetup, RunState, ARGS_FILE, BEST_WEIGHTS, CONFUSION_PNG, HISTORY_PNG,
-    LAST_WEIGHTS, LOG_FILE, PREPROCESS_FILE, RESUME_POINTER, STATE_FORMAT_VERSION,
+    InputsCheck, ResumePoint, RunDir, RunInputs, RunLock, RunSetup, RunState, ARGS_FILE,
+    BEST_WEIGHTS, CONFUSION_PNG, HISTORY_PNG, INPUTS_FILE, LAST_WEIGHTS, LOG_FILE, PREPROCESS_FILE,
+    RESUME_POINTER, STATE_FORMAT_VERSION,
 };
 pub use schedule::{LrSchedule, Schedule, Warmup, WarmupUnit};
 pub use step::check_finite_loss;

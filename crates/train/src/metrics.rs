@@ -43,7 +43,7 @@ impl ConfusionMatrix {
 }
 
 /// Running loss and accuracy counters for one pass over a split.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsAccumulator {
     num_classes: usize,
     loss_sum: f64,

@@ -144,7 +144,7 @@ fn run(
         model,
         data,
         config,
-        &RunDir::new(dir),
+        &RunDir::new(dir).lock().unwrap(),
         None,
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(false)),
@@ -318,7 +318,7 @@ fn a_run_interrupted_mid_epoch_and_resumed_ends_like_the_uninterrupted_run() {
 
     let mut straight = model(&fx);
     let dir_a = tempfile::tempdir().unwrap();
-    run(&mut straight, &data, &config, dir_a.path());
+    let uninterrupted = run(&mut straight, &data, &config, dir_a.path());
 
     // Interrupt after the first batch, then resume from what was written.
     let dir_b = tempfile::tempdir().unwrap();
@@ -327,7 +327,7 @@ fn a_run_interrupted_mid_epoch_and_resumed_ends_like_the_uninterrupted_run() {
         &mut first,
         &data,
         &config,
-        &RunDir::new(dir_b.path()),
+        &RunDir::new(dir_b.path()).lock().unwrap(),
         None,
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(true)),
@@ -341,7 +341,7 @@ fn a_run_interrupted_mid_epoch_and_resumed_ends_like_the_uninterrupted_run() {
         &mut resumed,
         &data,
         &config,
-        &RunDir::new(dir_b.path()),
+        &RunDir::new(dir_b.path()).lock().unwrap(),
         Some(&point),
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(false)),
@@ -354,6 +354,11 @@ fn a_run_interrupted_mid_epoch_and_resumed_ends_like_the_uninterrupted_run() {
         .zip(resumed.to_named_tensors())
     {
         assert_eq!(max_abs_diff(a, &b), 0.0, "{name} differs after resume");
+    }
+    // The interrupted epoch reports all of its batches, not those after the resume.
+    assert_eq!(summary.history.len(), 3);
+    for (resumed, straight) in summary.history.iter().zip(&uninterrupted.history) {
+        assert_eq!(resumed.train, straight.train, "epoch {}", resumed.epoch);
     }
 }
 
@@ -372,7 +377,7 @@ fn resuming_with_another_configuration_is_refused() {
         &mut m,
         &data,
         &config(FreezePolicy::All, 2),
-        &RunDir::new(dir.path()),
+        &RunDir::new(dir.path()).lock().unwrap(),
         Some(&point),
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(false)),
@@ -407,7 +412,7 @@ fn a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
         &mut m,
         &data,
         &config,
-        &RunDir::new(dir.path()),
+        &RunDir::new(dir.path()).lock().unwrap(),
         None,
         serde_json::Value::Null,
         Arc::new(AtomicBool::new(false)),

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use finetune_data::{DataOptions, LoaderConfig, Pipeline, PrefetchLoader, Split};
 
-use super::{check_image_size, open_split, Statistics};
+use super::{bounded, check_batch_fits, check_image_size, image_side, open_split, Statistics};
 
 pub const ABOUT: &str = "\
 Tools for the input data. `finetune data bench` measures how many training
@@ -49,19 +49,19 @@ struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// Images per batch.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = bounded(1..=65_536))]
     batch_size: usize,
     /// Passes over the training split.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = bounded(1..=1000))]
     epochs: usize,
     /// Without RandomCrop and the flip.
     #[arg(long)]
     no_augment: bool,
     /// Threads preparing each batch [default: one per core].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = bounded(1..=1024))]
     threads: Option<usize>,
     /// Side of the square images produced.
-    #[arg(long, value_name = "N", default_value_t = 96)]
+    #[arg(long, value_name = "N", default_value_t = 96, value_parser = image_side())]
     image_size: usize,
     /// Normalisation statistics: stl10 or imagenet.
     #[arg(long, value_enum, default_value_t = Statistics::Stl10)]
@@ -83,6 +83,8 @@ fn bench(args: BenchArgs) -> Result<()> {
         bail!("--epochs, --batch-size and --threads must be at least 1");
     }
     check_image_size(args.image_size)?;
+    // The batches in flight: the one being filled, the queue, the one read.
+    check_batch_fits("--batch-size", args.batch_size, args.image_size, 3 * 4)?;
     let options = DataOptions {
         image_size: args.image_size,
         split_seed: args.seed,

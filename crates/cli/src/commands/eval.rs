@@ -10,7 +10,7 @@ use finetune_files::atomic::write_file_atomic;
 use finetune_model::select_device;
 use finetune_train::{evaluate_with, predictions_csv, report};
 
-use super::{load_model, open_split, ModelFlags};
+use super::{bounded, check_batch_fits, load_model, open_split, ModelFlags};
 
 pub const ABOUT: &str = "\
 Evaluate fine-tuned weights on a split of STL10 or an image folder.
@@ -51,7 +51,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE.csv")]
     pub predictions: Option<PathBuf>,
     /// Images per batch (no gradients, so larger than training's fits).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = bounded(1..=65_536))]
     pub batch_size: usize,
     /// Where to compute: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
@@ -74,6 +74,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let device = select_device(&args.device)?;
     let setup = args.model.setup(&args.weights)?;
+    check_batch_fits(
+        "--batch-size",
+        args.batch_size,
+        setup.image_size,
+        ModelFlags::first_layer_channels(&setup),
+    )?;
     let options = DataOptions {
         image_size: setup.image_size,
         test_fraction: setup.test_fraction,

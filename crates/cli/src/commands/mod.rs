@@ -8,16 +8,17 @@ pub mod predict;
 pub mod preview;
 pub mod train;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
+use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
 use finetune_data::transforms::Normalize;
-use finetune_data::{DataLayout, DataOptions, Dataset, Split};
+use finetune_data::{DataError, DataLayout, DataOptions, Dataset, Split};
 use finetune_model::{Vgg, VggConfig, MIN_INPUT_SIDE};
-use finetune_train::{RunDir, RunSetup};
+use finetune_train::{RunDir, RunSetup, LOG_FILE, PREPROCESS_FILE};
 use serde::{Deserialize, Serialize};
 
 /// The normalisation statistics `--normalize` names.
@@ -40,14 +41,119 @@ impl Statistics {
     }
 }
 
+/// The largest `--image-size`: beyond it one image's activations alone
+/// outgrow any machine's memory.
+pub const MAX_IMAGE_SIZE: usize = 1024;
+
+/// A flag taking a whole number in `range`; clap names the flag, the value
+/// and the range when it is outside.
+pub fn bounded(range: std::ops::RangeInclusive<u64>) -> impl TypedValueParser<Value = usize> {
+    clap::value_parser!(u64)
+        .range(range)
+        .map(|value| value as usize)
+}
+
+/// `--image-size`: what VGG takes and a machine can hold.
+pub fn image_side() -> impl TypedValueParser<Value = usize> {
+    bounded(MIN_INPUT_SIDE as u64..=MAX_IMAGE_SIZE as u64)
+}
+
 /// Opens `split` of `--data` (STL10 or an image folder, detected), naming
-/// each image skipped as unreadable.
+/// each image skipped as unreadable. A run directory of `finetune train`
+/// inside an image folder is refused rather than read as a class.
 pub fn open_split(data: &Path, split: Split, options: &DataOptions) -> Result<Arc<dyn Dataset>> {
-    let opened = DataLayout::detect(data)?.open(split, options)?;
+    let layout = DataLayout::detect(data)?;
+    for root in folder_roots(&layout) {
+        refuse_run_dirs_in(root)?;
+    }
+    let opened = layout.open(split, options).map_err(|e| match e {
+        DataError::EmptySplit { .. } => {
+            anyhow::Error::new(e).context("--test-fraction leaves one split empty")
+        }
+        other => other.into(),
+    })?;
     for (path, why) in &opened.skipped {
         eprintln!("skipped {}: {why}", path.display());
     }
     Ok(opened.dataset)
+}
+
+/// The folders whose sub-folders a layout reads as classes.
+pub fn folder_roots(layout: &DataLayout) -> Vec<&Path> {
+    match layout {
+        DataLayout::Stl10(_) => Vec::new(),
+        DataLayout::SplitFolders { train, test } => vec![train, test],
+        DataLayout::Folder(root) => vec![root],
+    }
+}
+
+/// Refuses a class folder of `root` that is a run directory (it holds the
+/// run's log and setup): its pictures and weights are not images of a class.
+fn refuse_run_dirs_in(root: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(()); // the data crate reports an unreadable folder
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if dir.join(LOG_FILE).is_file() && dir.join(PREPROCESS_FILE).is_file() {
+            bail!(
+                "{} is a run directory of `finetune train` (it holds {LOG_FILE} and {PREPROCESS_FILE}), \
+                 not a class of images: move it out of {}",
+                dir.display(),
+                root.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute with symlinks resolved, as far as it exists (the
+/// rest appended as written), to compare directories that may not exist yet.
+pub fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+/// Refuses `batch` images of `size` pixels when `channels` f32 maps of that
+/// size per image (a VGG's first convolution makes 64, or 64 /
+/// --width-divisor) would not fit in this machine's memory: better said now
+/// than an abort at the first batch. Where the memory size cannot be read,
+/// nothing is checked.
+pub fn check_batch_fits(flag: &str, batch: usize, size: usize, channels: usize) -> Result<()> {
+    let Some(total) = physical_memory() else {
+        return Ok(());
+    };
+    let needed = batch as u128 * channels.max(1) as u128 * (size * size) as u128 * 4;
+    if needed > u128::from(total) {
+        bail!(
+            "{flag} {batch} at --image-size {size} needs {:.1} GiB for one layer's \
+             outputs alone, and this machine has {:.1} GiB: lower either",
+            needed as f64 / f64::from(1u32 << 30),
+            total as f64 / f64::from(1u32 << 30),
+        );
+    }
+    Ok(())
+}
+
+/// Total physical memory in bytes (Linux: /proc/meminfo).
+fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// How `eval` and `predict` rebuild the trained network and its input
@@ -59,7 +165,7 @@ pub struct ModelFlags {
     #[arg(long)]
     pub arch: Option<VggConfig>,
     /// Side of the square images fed to the network [default: the run's, else 96].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = image_side())]
     pub image_size: Option<usize>,
     /// Normalisation statistics [default: the run's, else stl10].
     #[arg(long)]
@@ -101,12 +207,21 @@ impl ModelFlags {
         check_image_size(setup.image_size)?;
         Ok(setup)
     }
+
+    /// The channels of the first convolution of the network `setup` builds.
+    pub fn first_layer_channels(setup: &RunSetup) -> usize {
+        64 / setup.width_divisor.max(1)
+    }
 }
 
-/// Refuses an `--image-size` VGG cannot take.
+/// Refuses an `--image-size` VGG cannot take (it halves the image five
+/// times) or no machine could hold.
 pub fn check_image_size(size: usize) -> Result<()> {
-    if size < MIN_INPUT_SIDE {
-        bail!("--image-size: {size} is too small: VGG needs at least {MIN_INPUT_SIDE} pixels");
+    if !(MIN_INPUT_SIDE..=MAX_IMAGE_SIZE).contains(&size) {
+        bail!(
+            "--image-size {size}: expected {MIN_INPUT_SIDE} to {MAX_IMAGE_SIZE} pixels \
+             (VGG halves the image five times; ImageNet's is 224)"
+        );
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use finetune_data::Pipeline;
 use finetune_model::{select_device, Mode};
 use finetune_train::RunSetup;
 
-use super::{load_model, ModelFlags};
+use super::{bounded, load_model, ModelFlags};
 
 pub const ABOUT: &str = "\
 Print the most likely classes of image files, with their probabilities.
@@ -43,7 +43,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
     /// How many of the most likely classes to print per image.
-    #[arg(long, value_name = "K", default_value_t = 5)]
+    #[arg(long, value_name = "K", default_value_t = 5, value_parser = bounded(1..=100_000))]
     pub top: usize,
     /// Where to compute: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]

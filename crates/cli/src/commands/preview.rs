@@ -8,7 +8,7 @@ use finetune_data::transforms::Normalize;
 use finetune_data::{Batch, DataOptions, LoaderConfig, Pipeline, PrefetchLoader, Split, UNLABELED};
 use finetune_train::{plot_image_grid, GridTile};
 
-use super::{check_image_size, open_split, Statistics};
+use super::{bounded, check_image_size, image_side, open_split, Statistics};
 
 pub const ABOUT: &str = "\
 Draw a labelled grid of the images the network is fed, to check the data and
@@ -37,10 +37,10 @@ pub struct PreviewArgs {
     #[arg(long, default_value = "train")]
     pub split: Split,
     /// Number of images.
-    #[arg(long, value_name = "N", default_value_t = 16)]
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = bounded(1..=1024))]
     pub count: usize,
     /// Images per row [default: a square-ish grid].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = bounded(1..=64))]
     pub columns: Option<usize>,
     /// Show the training images without RandomCrop and the flip.
     #[arg(long)]
@@ -49,7 +49,7 @@ pub struct PreviewArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
     /// Side of the square images fed to the network.
-    #[arg(long, value_name = "N", default_value_t = 96)]
+    #[arg(long, value_name = "N", default_value_t = 96, value_parser = image_side())]
     pub image_size: usize,
     /// Normalisation statistics: stl10 or imagenet (undone for display).
     #[arg(long, value_enum, default_value_t = Statistics::Stl10)]

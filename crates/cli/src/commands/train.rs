@@ -7,16 +7,22 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
+use finetune_data::{fingerprint, DataLayout};
 use finetune_data::{DataOptions, LoaderConfig, Pipeline, PrefetchLoader, Split};
+use finetune_files::sha256_file;
 use finetune_model::{select_device, Vgg, VggConfig};
 use finetune_train::{
-    fit, AdamWConfig, FitConfig, FitData, FreezePolicy, LrSchedule, Monitor, OptimizerConfig,
-    OptimizerKind, RunDir, RunSetup, Schedule, SgdConfig, StopReason, Unfreeze, Warmup, WarmupUnit,
-    ARGS_FILE, BEST_WEIGHTS, CONFUSION_PNG, HISTORY_PNG, LAST_WEIGHTS, LOG_FILE,
+    fit, AdamWConfig, FitConfig, FitData, FreezePolicy, InputsCheck, LrSchedule, Monitor,
+    OptimizerConfig, OptimizerKind, RunDir, RunInputs, RunSetup, Schedule, SgdConfig, StopReason,
+    Unfreeze, Warmup, WarmupUnit, ARGS_FILE, BEST_WEIGHTS, CONFUSION_PNG, HISTORY_PNG, INPUTS_FILE,
+    LAST_WEIGHTS, LOG_FILE,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{as_text, check_image_size, open_split, Statistics};
+use super::{
+    as_text, bounded, check_batch_fits, check_image_size, folder_roots, image_side, open_split,
+    resolved, Statistics,
+};
 
 /// The recipe's run length.
 const DEFAULT_EPOCHS: usize = 20;
@@ -66,13 +72,13 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
 
     /// Passes over the training set [default: 20].
-    #[arg(long)]
+    #[arg(long, value_parser = bounded(1..=100_000))]
     pub epochs: Option<usize>,
     /// Training images per step.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = bounded(1..=MAX_BATCH))]
     pub batch_size: usize,
     /// Images per evaluation batch (no gradients, so larger fits).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = bounded(1..=MAX_BATCH))]
     pub eval_batch_size: usize,
     /// Evaluate on the test split every N epochs; 0 never evaluates.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -163,10 +169,10 @@ pub struct TrainArgs {
     pub device: String,
     /// Side of the square images fed to the network (STL10 is 96; larger is
     /// slower and closer to ImageNet's 224).
-    #[arg(long, value_name = "N", default_value_t = 96)]
+    #[arg(long, value_name = "N", default_value_t = 96, value_parser = image_side())]
     pub image_size: usize,
     /// Size of the new head [default: the data set's class count].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = bounded(1..=100_000))]
     pub num_classes: Option<usize>,
     /// Architecture: vgg11, vgg13, vgg16, vgg19, optionally with _bn.
     #[arg(long, default_value = "vgg16")]
@@ -186,10 +192,10 @@ pub struct TrainArgs {
     pub skip_unreadable: bool,
     /// Divide every conv width by this (tests and quick experiments with a
     /// narrow network; the weights must match).
-    #[arg(long, default_value_t = 1, hide = true)]
+    #[arg(long, default_value_t = 1, hide = true, value_parser = bounded(1..=64))]
     pub width_divisor: usize,
     /// Width of the classifier's hidden layers (4096 in torchvision's VGG).
-    #[arg(long, default_value_t = 4096, hide = true)]
+    #[arg(long, default_value_t = 4096, hide = true, value_parser = bounded(1..=65_536))]
     pub classifier_hidden: usize,
     /// The run length the schedule was built for (differs from --epochs only
     /// when a resumed run is extended).
@@ -200,7 +206,18 @@ pub struct TrainArgs {
     #[arg(long, short)]
     #[serde(skip)]
     pub quiet: bool,
+    /// Train into a non-empty --out anyway: the files of the run there are
+    /// removed first (anything else in it is left alone).
+    #[arg(long)]
+    #[serde(skip)]
+    pub overwrite: bool,
 }
+
+/// The most images a batch may hold.
+const MAX_BATCH: u64 = 65_536;
+
+/// The flags `--resume` may be given with: the rest are the run's.
+const RESUME_FLAGS: [&str; 3] = ["--resume", "--epochs", "--quiet"];
 
 /// `--optimizer`: the names `OptimizerKind` parses, listed in `--help`.
 fn optimizer_kind() -> impl TypedValueParser<Value = OptimizerKind> {
@@ -313,19 +330,100 @@ impl TrainArgs {
     }
 }
 
-/// Runs `finetune train`.
-pub fn run(args: TrainArgs) -> Result<()> {
+/// Refuses a `--out` that holds anything (the lock file aside) unless
+/// `--overwrite`, naming what is there.
+fn refuse_a_used_out(run: &RunDir, overwrite: bool) -> Result<()> {
+    let contents = run.contents()?;
+    if contents.is_empty() || overwrite {
+        return Ok(());
+    }
+    let shown: Vec<&str> = contents.iter().take(8).map(String::as_str).collect();
+    let more = contents.len().saturating_sub(shown.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let how = if run.file(ARGS_FILE).is_file() {
+        format!(
+            "it holds a run: continue it with `finetune train --resume {}`, or",
+            run.path().display()
+        )
+    } else {
+        "choose an empty or new directory, or".to_string()
+    };
+    bail!(
+        "--out {} is not empty ({}{more}): {how} replace the run there with --overwrite",
+        run.path().display(),
+        shown.join(", ")
+    )
+}
+
+/// Runs `finetune train`; `given` are the flags on the command line.
+///
+/// Everything that can be checked is, before the first byte is written: the
+/// flags, the data, the weights, and that --out is free (or --resume's run
+/// unchanged); then the run directory is locked for this process.
+pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
     let args = match &args.resume {
-        Some(dir) => args.resumed(dir)?,
+        Some(dir) => {
+            let extra: Vec<&str> = given
+                .iter()
+                .map(String::as_str)
+                .filter(|flag| !RESUME_FLAGS.contains(flag))
+                .collect();
+            if !extra.is_empty() {
+                bail!(
+                    "--resume continues {} with the flags it was started with (in its {ARGS_FILE}); \
+                     only --epochs and --quiet may be given with it, not {}. \
+                     To change them, start a new run with --out",
+                    dir.display(),
+                    extra.join(" ")
+                );
+            }
+            args.resumed(dir)?
+        }
         None => args,
     };
     let (Some(data_dir), Some(out)) = (args.data.clone(), args.out.clone()) else {
         bail!("--data and --out are required (or --resume RUN_DIR)");
     };
+    let weights = args.weights.clone().context("--weights is required")?;
     check_image_size(args.image_size)?;
+    let channels = 64 / args.width_divisor;
+    check_batch_fits("--batch-size", args.batch_size, args.image_size, channels)?;
+    check_batch_fits(
+        "--eval-batch-size",
+        args.eval_batch_size,
+        args.image_size,
+        channels,
+    )?;
     let config = args.fit_config()?;
+    let run = RunDir::new(&out);
+    if args.resume.is_none() {
+        refuse_a_used_out(&run, args.overwrite)?;
+    }
     let device = select_device(&args.device)?;
 
+    let layout = DataLayout::detect(&data_dir)?;
+    let out_real = resolved(&out);
+    for root in folder_roots(&layout) {
+        if out_real.starts_with(resolved(root)) {
+            bail!(
+                "--out {} is inside the image folder {}: the run directory would be read as a \
+                 class next time; put it elsewhere",
+                out.display(),
+                root.display()
+            );
+        }
+    }
+    if args.fold.is_some() && !matches!(layout, DataLayout::Stl10(_)) {
+        bail!(
+            "--fold selects one of STL10's predefined folds, and {} is an image folder: \
+             leave --fold out (use --test-fraction and --seed to split it)",
+            data_dir.display()
+        );
+    }
     let options = DataOptions {
         image_size: args.image_size,
         fold: args.fold,
@@ -363,7 +461,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         ..args.arch.clone()
     };
-    let run = RunDir::new(&out);
+    config.validate(&vgg_config)?;
     let resume = match &args.resume {
         Some(dir) => Some(run.resume_point()?.with_context(|| {
             format!(
@@ -373,7 +471,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         })?),
         None => None,
     };
-    let weights = args.weights.clone().context("--weights is required")?;
     let (mut model, report) = Vgg::load(&weights, vgg_config, &device).with_context(|| {
         let why = if resume.is_some() {
             " (the run started from them: resuming needs them)"
@@ -382,10 +479,50 @@ pub fn run(args: TrainArgs) -> Result<()> {
         };
         format!("cannot load the weights from {}{why}", weights.display())
     })?;
-    if let Some(point) = &resume {
-        model = point.restore(&model)?;
-    } else if !args.quiet {
-        eprintln!("{report}");
+    let inputs = RunInputs {
+        weights_sha256: sha256_file(&weights)?,
+        weights: weights.clone(),
+        data: data_dir.clone(),
+        train_fingerprint: fingerprint(train_set.as_ref())?,
+        test_fingerprint: eval_set
+            .as_ref()
+            .map(|set| fingerprint(set.as_ref()))
+            .transpose()?,
+    };
+
+    // Checked: from here on the run directory is this process's.
+    let held = run
+        .lock()
+        .with_context(|| format!("cannot take the run directory {}", out.display()))?;
+    match &resume {
+        Some(point) => {
+            if held.check_inputs(&inputs)? == InputsCheck::FirstRecorded && !args.quiet {
+                eprintln!(
+                    "note: {} recorded no inputs (an older run): the weights and data are \
+                     assumed unchanged and now recorded in {INPUTS_FILE}",
+                    out.display()
+                );
+            }
+            model = point.restore(&model)?;
+        }
+        None => {
+            if !held.contents()?.is_empty() {
+                // --overwrite (checked above): the old run's files go.
+                let left = held.clear()?;
+                if !left.is_empty() && !args.quiet {
+                    eprintln!(
+                        "note: left in {} (not a run's files): {}",
+                        out.display(),
+                        left.join(", ")
+                    );
+                }
+            }
+            held.write_args(&args)?;
+            held.write_inputs(&inputs)?;
+            if !args.quiet {
+                eprintln!("{report}");
+            }
+        }
     }
 
     let loader_config = |batch_size, shuffle| LoaderConfig {
@@ -412,12 +549,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }),
     };
 
-    run.create()
-        .with_context(|| format!("cannot create {}", out.display()))?;
-    if resume.is_none() {
-        run.write_args(&args)?;
-    }
-    run.write_setup(&setup)?;
+    held.write_setup(&setup)?;
 
     let interrupt = Arc::new(AtomicBool::new(false));
     {
@@ -441,7 +573,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &mut model,
         &data,
         &config,
-        &run,
+        &held,
         resume.as_ref(),
         extra,
         interrupt,

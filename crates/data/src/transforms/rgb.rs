@@ -35,14 +35,41 @@ impl RgbImage {
             .with_guessed_format()
             .map_err(|e| unreadable(e.to_string()))?
             .decode()
-            .map_err(|e| unreadable(e.to_string()))?
-            .into_rgb8();
+            .map_err(|e| unreadable(e.to_string()))?;
+        let rgb = pil_rgb(rgb);
         let (w, h) = rgb.dimensions();
         Ok(RgbImage {
             height: h as usize,
             width: w as usize,
             data: rgb.into_raw(),
         })
+    }
+}
+
+/// `image.convert("RGB")` as PIL does it, which differs from the `image`
+/// crate's scaling for 16-bit files: PIL opens a 16-bit grey PNG as mode
+/// `I;16` and clips it to 0..=255 when converting (30000 becomes 255), and
+/// reads 16-bit colour channels by their high byte (30000 becomes 117).
+fn pil_rgb(decoded: image::DynamicImage) -> image::RgbImage {
+    use image::DynamicImage as D;
+    let (w, h) = (decoded.width(), decoded.height());
+    let from = |channels: &[u16], per_pixel: usize, to_u8: fn(u16) -> u8| {
+        let mut out = Vec::with_capacity(w as usize * h as usize * 3);
+        for pixel in channels.chunks_exact(per_pixel) {
+            match per_pixel {
+                1 | 2 => out.extend([to_u8(pixel[0]); 3]),
+                _ => out.extend(pixel[..3].iter().map(|&v| to_u8(v))),
+            }
+        }
+        image::RgbImage::from_raw(w, h, out).expect("the buffer holds w*h pixels")
+    };
+    let high_byte = |v: u16| (v >> 8) as u8;
+    match &decoded {
+        D::ImageLuma16(b) => from(b.as_raw(), 1, |v| v.min(255) as u8),
+        D::ImageLumaA16(b) => from(b.as_raw(), 2, high_byte),
+        D::ImageRgb16(b) => from(b.as_raw(), 3, high_byte),
+        D::ImageRgba16(b) => from(b.as_raw(), 4, high_byte),
+        _ => decoded.into_rgb8(),
     }
 }
 
@@ -124,5 +151,32 @@ impl<'a> ImageRef<'a> {
             width: self.width,
             data,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sixteen_bit_pngs_convert_as_pil_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let gray = dir.path().join("gray16.png");
+        image::ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 1, vec![30000u16, 100])
+            .unwrap()
+            .save(&gray)
+            .unwrap();
+        // PIL: Image.open(f).convert("RGB") clips mode I;16 to 255.
+        assert_eq!(
+            RgbImage::open(&gray).unwrap().data,
+            [255, 255, 255, 100, 100, 100]
+        );
+        let rgb = dir.path().join("rgb16.png");
+        image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(1, 1, vec![30000u16, 255, 65535])
+            .unwrap()
+            .save(&rgb)
+            .unwrap();
+        // PIL reads 16-bit colour by the high byte.
+        assert_eq!(RgbImage::open(&rgb).unwrap().data, [117, 0, 255]);
     }
 }

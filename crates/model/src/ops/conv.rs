@@ -24,6 +24,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::blas::{contiguous_f32 as slice, Gemm};
+use super::relu_f32;
 use super::winograd;
 use crate::ModelError;
 
@@ -73,7 +74,7 @@ pub(crate) fn reference_conv3x3(
     let y = x
         .conv2d(w, 1, 1, 1, 1)?
         .broadcast_add(&b.reshape((1, k, 1, 1))?)?;
-    Ok(if relu { y.relu()? } else { y })
+    Ok(if relu { super::relu(&y)? } else { y })
 }
 
 /// The custom op; `relu` says whether a ReLU follows (fused).
@@ -345,7 +346,7 @@ fn forward(d: &Dims, x: &[f32], w: &[f32], b: &[f32], relu: bool) -> Vec<f32> {
                     let bias = b[ki];
                     if relu {
                         for (o, v) in plane.iter_mut().zip(src) {
-                            *o = (v + bias).max(0.0);
+                            *o = relu_f32(v + bias);
                         }
                     } else {
                         for (o, v) in plane.iter_mut().zip(src) {

@@ -14,6 +14,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::blas::{contiguous_f32, with_cpu_f32, Gemm};
+use super::relu_f32;
 use crate::ModelError;
 
 /// `relu?(x · wᵀ + b)` for `x: [N, I]`, `w: [O, I]`, `b: [O]`.
@@ -40,7 +41,7 @@ pub(crate) fn reference_linear(
     relu: bool,
 ) -> Result<Tensor, ModelError> {
     let y = x.matmul(&w.t()?)?.broadcast_add(b)?;
-    Ok(if relu { y.relu()? } else { y })
+    Ok(if relu { super::relu(&y)? } else { y })
 }
 
 struct Linear {
@@ -95,7 +96,7 @@ impl CustomOp3 for Linear {
             for (v, bias) in row.iter_mut().zip(b) {
                 *v += bias;
                 if relu {
-                    *v = v.max(0.0);
+                    *v = relu_f32(*v);
                 }
             }
         });

@@ -23,12 +23,13 @@ use crate::ModelError;
 /// activations practically only occur among ReLU zeros, whose gradient the
 /// ReLU before the pool cancels anyway.
 pub(crate) fn max_pool2x2(x: &Tensor) -> Result<Tensor, ModelError> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 4 {
+        // Also for constant inputs: candle's kernel passes a NaN over.
+        return Ok(x.contiguous()?.apply_op1(MaxPool2x2)?);
+    }
     if !x.track_op() {
         // Constant input: candle's native kernel is fast and its forward is right.
         return Ok(x.max_pool2d(2)?);
-    }
-    if x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 4 {
-        return Ok(x.contiguous()?.apply_op1(MaxPool2x2)?);
     }
     let (n, c, h, w) = x.dims4()?;
     let (ho, wo) = (h / 2, w / 2);

@@ -15,9 +15,41 @@ pub(crate) mod max_pool;
 pub(crate) mod memory;
 mod winograd;
 
+use candle_core::Tensor;
+
+/// PyTorch's ReLU on one value: `max(v, 0)`, except that NaN stays NaN
+/// (`torch.relu` propagates it; `f32::max` would turn it into 0 and hide a
+/// broken input). Vectorises to a compare and a blend.
+#[inline(always)]
+pub(crate) fn relu_f32(v: f32) -> f32 {
+    if v <= 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// [`relu_f32`] on a tensor, on any device: candle's `relu` maps NaN to 0,
+/// so NaNs are put back where they were.
+pub(crate) fn relu(t: &Tensor) -> candle_core::Result<Tensor> {
+    let nan = t.ne(t)?;
+    nan.where_cond(t, &t.relu()?)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use candle_core::{Device, Tensor};
+
+    #[test]
+    fn relu_keeps_nan_as_pytorch_does() {
+        assert!(super::relu_f32(f32::NAN).is_nan());
+        assert_eq!(super::relu_f32(-2.0), 0.0);
+        assert_eq!(super::relu_f32(3.0), 3.0);
+        let t = Tensor::new(&[f32::NAN, -1.0, 2.0], &Device::Cpu).unwrap();
+        let r: Vec<f32> = super::relu(&t).unwrap().to_vec1().unwrap();
+        assert!(r[0].is_nan());
+        assert_eq!(&r[1..], [0.0, 2.0]);
+    }
 
     /// Deterministic pseudo-random values in [0, 1) of `shape`.
     pub(crate) fn random(shape: &[usize], seed: u64) -> Tensor {

@@ -19,6 +19,8 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::relu_f32;
+
 /// Transformed filters of one convolution: `[16][K][C]`, one `[K, C]`
 /// matrix per position ξ of the 4x4 Winograd tile.
 pub(crate) struct Filters {
@@ -548,8 +550,8 @@ fn output_transform(
                         c1[tx] - c2[tx] - c3[tx] + bias,
                     );
                     if e.relu {
-                        a = a.max(0.0);
-                        b = b.max(0.0);
+                        a = relu_f32(a);
+                        b = relu_f32(b);
                     }
                     pair[0] = a;
                     pair[1] = b;

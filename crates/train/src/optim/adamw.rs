@@ -27,6 +27,24 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+impl AdamWConfig {
+    /// Refuses what `torch.optim.AdamW`'s constructor refuses (a negative
+    /// rate, eps or decay, betas outside [0, 1)), and any value that is not finite.
+    pub fn validate(&self) -> Result<()> {
+        check_non_negative("lr", self.lr)?;
+        check_non_negative("eps", self.eps)?;
+        check_non_negative("weight decay", self.weight_decay)?;
+        for (what, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(TrainError::Config(format!(
+                    "{what} must be in [0, 1), got {b}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for AdamWConfig {
     fn default() -> Self {
         AdamWConfig {
@@ -60,15 +78,7 @@ pub struct AdamW {
 impl AdamW {
     /// Builds AdamW over `groups`; groups without a weight decay use `config.weight_decay`.
     pub fn new(groups: Vec<ParamGroup>, config: AdamWConfig) -> Result<Self> {
-        check_non_negative("lr", config.lr)?;
-        check_non_negative("eps", config.eps)?;
-        for (what, b) in [("beta1", config.beta1), ("beta2", config.beta2)] {
-            if !(0.0..1.0).contains(&b) {
-                return Err(TrainError::Config(format!(
-                    "{what} must be in [0, 1), got {b}"
-                )));
-            }
-        }
+        config.validate()?;
         let slots = flatten(groups, config.weight_decay)?;
         let moments = vec![None; slots.len()];
         Ok(AdamW {

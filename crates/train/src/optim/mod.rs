@@ -41,6 +41,14 @@ pub enum OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// Refuses values the optimiser's PyTorch constructor refuses.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            OptimizerConfig::Sgd(c) => c.validate(),
+            OptimizerConfig::AdamW(c) => c.validate(),
+        }
+    }
+
     /// Builds the optimiser over `groups`.
     pub fn build(&self, groups: Vec<ParamGroup>) -> Result<Box<dyn Optimizer>> {
         Ok(match *self {

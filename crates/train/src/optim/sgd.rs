@@ -29,6 +29,24 @@ pub struct SgdConfig {
     pub weight_decay: f64,
 }
 
+impl SgdConfig {
+    /// Refuses what `torch.optim.SGD`'s constructor refuses (negative values,
+    /// Nesterov without momentum), and any value that is not finite.
+    pub fn validate(&self) -> Result<()> {
+        check_non_negative("lr", self.lr)?;
+        check_non_negative("momentum", self.momentum)?;
+        check_non_negative("dampening", self.dampening)?;
+        check_non_negative("weight decay", self.weight_decay)?;
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            // Same rule as torch.optim.SGD's constructor.
+            return Err(TrainError::Config(
+                "Nesterov momentum requires a momentum > 0 and zero dampening".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SgdConfig {
     fn default() -> Self {
         SgdConfig {
@@ -58,15 +76,7 @@ pub struct Sgd {
 impl Sgd {
     /// Builds SGD over `groups`; groups without a weight decay use `config.weight_decay`.
     pub fn new(groups: Vec<ParamGroup>, config: SgdConfig) -> Result<Self> {
-        check_non_negative("lr", config.lr)?;
-        check_non_negative("momentum", config.momentum)?;
-        check_non_negative("dampening", config.dampening)?;
-        if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
-            // Same rule as torch.optim.SGD's constructor.
-            return Err(TrainError::Config(
-                "Nesterov momentum requires a momentum > 0 and zero dampening".into(),
-            ));
-        }
+        config.validate()?;
         let slots = flatten(groups, config.weight_decay)?;
         let buffers = vec![None; slots.len()];
         Ok(Sgd {

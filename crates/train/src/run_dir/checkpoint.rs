@@ -14,6 +14,7 @@ use finetune_model::write_safetensors;
 use serde::{Deserialize, Serialize};
 
 use super::json::{read_json, write_json};
+use crate::metrics::MetricsAccumulator;
 use crate::optim::{OptimizerKind, OptimizerState};
 use crate::{Result, TrainError};
 
@@ -52,6 +53,10 @@ pub struct RunState {
     /// is a function of seed, epoch and index, so there is nothing to restore.
     #[serde(default, skip_serializing)]
     pub(crate) rng: Option<serde::de::IgnoredAny>,
+    /// The training metrics of the `step_in_epoch` batches already trained,
+    /// so that a resumed epoch reports the whole epoch's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_metrics: Option<MetricsAccumulator>,
     /// Which optimiser wrote `optimizer.safetensors`.
     pub optimizer: OptimizerKind,
     /// The resolved run configuration.
@@ -157,6 +162,7 @@ mod tests {
             best_epoch: Some(2),
             epochs_without_improvement: 1,
             rng: None,
+            partial_metrics: None,
             optimizer: OptimizerKind::Sgd,
             config: serde_json::json!({"lr": 0.1}),
         };

@@ -11,14 +11,22 @@
 //! | `checkpoint-NNNNNNNN/` | after each epoch and on interruption: the trained layers, the best epoch's, the optimiser, `state.json` | resuming |
 //! | `resume.json` | once a checkpoint is complete: which one is current | resuming |
 //! | `last.safetensors`, `best.safetensors` | when the run ends, stops early or is interrupted | everyone (torchvision names) |
+//! | `inputs.json` | when a run starts: [`RunInputs`], the weights' sha256 and the data's fingerprints | resuming (refuses changed inputs) |
+//! | `.lock` | while a process trains into the directory ([`RunDir::lock`]) | the next process, refused |
+//!
+//! Every file is written atomically (a temporary file, fsync, rename), so a
+//! kill at any moment leaves each file either as it was or complete; what a
+//! killed writer leaves behind is removed by the next [`RunDir::lock`].
 
 mod checkpoint;
 mod json;
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
-use finetune_files::atomic::link_atomic;
+use finetune_files::atomic::{link_atomic, remove_leftovers};
+use finetune_files::{DirLock, LOCK_FILE};
 use finetune_model::write_safetensors;
 use finetune_model::Vgg;
 use serde::de::DeserializeOwned;
@@ -48,6 +56,8 @@ pub const HISTORY_PNG: &str = "history.png";
 pub const CONFUSION_PNG: &str = "confusion.png";
 /// Names the current checkpoint directory.
 pub const RESUME_POINTER: &str = "resume.json";
+/// What the run started from: [`RunInputs`].
+pub const INPUTS_FILE: &str = "inputs.json";
 /// Checkpoint directories are `checkpoint-` and the global step, 8 digits.
 const CHECKPOINT_PREFIX: &str = "checkpoint-";
 /// In a checkpoint directory: the tensors of the layers that trained.
@@ -106,6 +116,33 @@ impl RunSetup {
             test_fraction: folders.test_fraction,
         }
     }
+}
+
+/// The identity of what a run trains on, written as [`INPUTS_FILE`] when it
+/// starts, so that a resume from other weights or other data is refused
+/// instead of silently mixing two runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInputs {
+    /// The starting weights, as given.
+    pub weights: PathBuf,
+    /// Their sha256 (64 hex digits).
+    pub weights_sha256: String,
+    /// The `--data` directory, as given.
+    pub data: PathBuf,
+    /// The training split's `finetune_data::fingerprint`.
+    pub train_fingerprint: String,
+    /// The evaluation split's, when the run evaluates.
+    pub test_fingerprint: Option<String>,
+}
+
+/// What [`RunLock::check_inputs`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputsCheck {
+    /// The inputs are those the run started from.
+    Same,
+    /// The run (older than [`INPUTS_FILE`]) had none recorded: the current
+    /// ones are now, unverified.
+    FirstRecorded,
 }
 
 /// `preprocess.json` as runs before 0.1 wrote it; the rest of [`RunSetup`]
@@ -207,6 +244,42 @@ impl RunDir {
         std::fs::create_dir_all(&self.path).map_err(|e| TrainError::io(&self.path, e))
     }
 
+    /// The names of the entries in the directory (sorted; the lock file left
+    /// out), none when it does not exist: a new run goes only into an empty
+    /// directory.
+    pub fn contents(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(TrainError::io(&self.path, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| TrainError::io(&self.path, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name != LOCK_FILE {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Takes the directory (created if missing) for this process alone: an
+    /// exclusive advisory lock, released when the [`RunLock`] is dropped or
+    /// the process ends however it ends. A second process is refused with the
+    /// first one's pid. Then removes what a killed run left behind: temporary
+    /// files, and checkpoint directories that [`RESUME_POINTER`] does not name.
+    pub fn lock(&self) -> Result<RunLock> {
+        let lock = DirLock::acquire(&self.path)?;
+        let held = RunLock {
+            run: self.clone(),
+            _lock: lock,
+        };
+        held.remove_leftovers()?;
+        Ok(held)
+    }
+
     /// Writes the command's flags as [`ARGS_FILE`].
     pub fn write_args(&self, args: &impl Serialize) -> Result<()> {
         write_json(&self.file(ARGS_FILE), args, true)
@@ -274,21 +347,59 @@ impl RunDir {
         plot_confusion(&self.file(CONFUSION_PNG), confusion, class_names)
     }
 
-    /// The latest complete checkpoint, or `None` when the run has not written
-    /// one yet.
-    pub fn resume_point(&self) -> Result<Option<ResumePoint>> {
-        let pointer = self.file(RESUME_POINTER);
-        if !pointer.exists() {
+    /// Reads [`INPUTS_FILE`], `None` for a run that has none (older than it).
+    pub fn read_inputs(&self) -> Result<Option<RunInputs>> {
+        let path = self.file(INPUTS_FILE);
+        if !path.exists() {
             return Ok(None);
         }
-        let p: ResumePointer = read_json(&pointer)?;
-        let dir = self.path.join(&p.dir);
+        read_json(&path).map(Some)
+    }
+
+    /// The latest complete checkpoint, or `None` when the run has not written
+    /// one yet. A checkpoint missing one of its files is an error naming it.
+    pub fn resume_point(&self) -> Result<Option<ResumePoint>> {
+        let Some(name) = self.checkpoint_name()? else {
+            return Ok(None);
+        };
+        let dir = self.path.join(name);
         let state = checkpoint::load_run_state(&dir)?;
+        for file in [CHANGED_FILE, BEST_CHANGED_FILE] {
+            let path = dir.join(file);
+            if !path.is_file() {
+                return Err(TrainError::Checkpoint {
+                    path,
+                    message: "missing: the checkpoint is incomplete (was the file deleted?); \
+                              resuming without it would lose the trained layers"
+                        .into(),
+                });
+            }
+        }
         Ok(Some(ResumePoint {
             changed: dir.join(CHANGED_FILE),
             dir,
             state,
         }))
+    }
+
+    /// The directory name [`RESUME_POINTER`] names, if there is one.
+    fn checkpoint_name(&self) -> Result<Option<String>> {
+        let pointer = self.file(RESUME_POINTER);
+        if !pointer.exists() {
+            return Ok(None);
+        }
+        let p: ResumePointer = read_json(&pointer)?;
+        let plain = p.dir.starts_with(CHECKPOINT_PREFIX)
+            && !p.dir.contains(['/', '\\'])
+            && p.dir != "."
+            && p.dir != "..";
+        if !plain {
+            return Err(TrainError::Checkpoint {
+                path: pointer,
+                message: format!("`{}` is not a checkpoint directory name", p.dir),
+            });
+        }
+        Ok(Some(p.dir))
     }
 
     /// Writes a complete checkpoint into a fresh directory: the tensors of
@@ -309,9 +420,12 @@ impl RunDir {
         let dir = self.path.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
         write_safetensors(&dir.join(CHANGED_FILE), &changed_tensors(model), None)?;
-        let best_before = previous.map(|p| p.dir.join(BEST_CHANGED_FILE));
-        match best_before.filter(|best| !improved && best.is_file()) {
-            Some(best) => link_atomic(&best, &dir.join(BEST_CHANGED_FILE))?,
+        // `resume_point` made sure the previous checkpoint has its best file.
+        match previous.filter(|_| !improved) {
+            Some(previous) => link_atomic(
+                &previous.dir.join(BEST_CHANGED_FILE),
+                &dir.join(BEST_CHANGED_FILE),
+            )?,
             None => link_atomic(&dir.join(CHANGED_FILE), &dir.join(BEST_CHANGED_FILE))?,
         }
         checkpoint::save_checkpoint(&dir, state, &optimizer.state()?)?;
@@ -320,16 +434,22 @@ impl RunDir {
             &ResumePointer { dir: name.clone() },
             false,
         )?;
-        // Older checkpoints are now unreachable; failing to delete one is harmless.
+        // Older checkpoints are now unreachable; failing to delete one is
+        // harmless (the next start tries again).
+        self.remove_checkpoints_but(&name);
+        Ok(())
+    }
+
+    /// Removes every checkpoint directory but `keep`, quietly.
+    fn remove_checkpoints_but(&self, keep: &str) {
         if let Ok(entries) = std::fs::read_dir(&self.path) {
             for entry in entries.flatten() {
                 let file_name = entry.file_name().to_string_lossy().into_owned();
-                if file_name.starts_with(CHECKPOINT_PREFIX) && file_name != name {
+                if file_name.starts_with(CHECKPOINT_PREFIX) && file_name != keep {
                     let _ = std::fs::remove_dir_all(entry.path());
                 }
             }
         }
-        Ok(())
     }
 
     /// Writes the full [`LAST_WEIGHTS`] (the model as it is) and
@@ -351,6 +471,111 @@ impl RunDir {
     }
 }
 
+/// A [`RunDir`] this process holds the lock of ([`RunDir::lock`]): what
+/// [`crate::fit`] writes into. Reads as the [`RunDir`] it holds.
+#[derive(Debug)]
+pub struct RunLock {
+    run: RunDir,
+    _lock: DirLock,
+}
+
+impl Deref for RunLock {
+    type Target = RunDir;
+
+    fn deref(&self) -> &RunDir {
+        &self.run
+    }
+}
+
+impl RunLock {
+    /// Temporary files of a killed writer, and checkpoint directories the
+    /// resume pointer does not name (a kill while one was being written).
+    fn remove_leftovers(&self) -> Result<()> {
+        remove_leftovers(self.path())?;
+        if let Some(name) = self.checkpoint_name()? {
+            let current = self.path().join(&name);
+            if current.is_dir() {
+                remove_leftovers(&current)?;
+            }
+            self.remove_checkpoints_but(&name);
+        } else {
+            self.remove_checkpoints_but("");
+        }
+        Ok(())
+    }
+
+    /// Removes the files a run writes (every name of this module's table and
+    /// the checkpoints), for a new run over an old one (`--overwrite`).
+    /// Returns the entries left because they are not a run's.
+    pub fn clear(&self) -> Result<Vec<String>> {
+        self.remove_checkpoints_but("");
+        for name in [
+            ARGS_FILE,
+            PREPROCESS_FILE,
+            LOG_FILE,
+            LAST_WEIGHTS,
+            BEST_WEIGHTS,
+            HISTORY_PNG,
+            CONFUSION_PNG,
+            RESUME_POINTER,
+            INPUTS_FILE,
+        ] {
+            let path = self.file(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(TrainError::io(&path, e)),
+            }
+        }
+        self.contents()
+    }
+
+    /// Writes [`INPUTS_FILE`].
+    pub fn write_inputs(&self, inputs: &RunInputs) -> Result<()> {
+        write_json(&self.file(INPUTS_FILE), inputs, true)
+    }
+
+    /// Compares `current` with the inputs the run started from, refusing
+    /// other weights or other data with an error naming what changed; a run
+    /// with none recorded gets `current` recorded.
+    pub fn check_inputs(&self, current: &RunInputs) -> Result<InputsCheck> {
+        let Some(recorded) = self.read_inputs()? else {
+            self.write_inputs(current)?;
+            return Ok(InputsCheck::FirstRecorded);
+        };
+        let changed = |what: &str, path: &Path, was: &str, is: &str| TrainError::InputsChanged {
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            record: format!(
+                "{} recorded {was}, it is now {is}",
+                self.file(INPUTS_FILE).display()
+            ),
+        };
+        if recorded.weights_sha256 != current.weights_sha256 {
+            return Err(changed(
+                "the weights file",
+                &current.weights,
+                &recorded.weights_sha256,
+                &current.weights_sha256,
+            ));
+        }
+        if recorded.train_fingerprint != current.train_fingerprint {
+            return Err(changed(
+                "the training data in",
+                &current.data,
+                &recorded.train_fingerprint,
+                &current.train_fingerprint,
+            ));
+        }
+        if let (Some(was), Some(is)) = (&recorded.test_fingerprint, &current.test_fingerprint) {
+            if was != is {
+                return Err(changed("the test data in", &current.data, was, is));
+            }
+        }
+        Ok(InputsCheck::Same)
+    }
+}
+
 /// `model`'s tensors with those stored in `file` put in their place, as a new model.
 fn overlay(model: &Vgg, file: &Path) -> Result<Vgg> {
     let named = overlay_tensors(model, file)?;
@@ -360,7 +585,12 @@ fn overlay(model: &Vgg, file: &Path) -> Result<Vgg> {
 
 /// `model`'s named tensors with those stored in `file` in their place.
 fn overlay_tensors(model: &Vgg, file: &Path) -> Result<Vec<(String, Tensor)>> {
-    let mut stored = candle_core::safetensors::load(file, model.device())?;
+    let mut stored = candle_core::safetensors::load(file, model.device()).map_err(|e| {
+        TrainError::Checkpoint {
+            path: file.to_path_buf(),
+            message: format!("cannot read the checkpoint's tensors: {e}"),
+        }
+    })?;
     let named: Vec<(String, Tensor)> = model
         .to_named_tensors()
         .into_iter()
@@ -450,5 +680,133 @@ mod tests {
             err.contains("args.json") && err.contains("width_divisor"),
             "{err}"
         );
+    }
+
+    fn inputs(sha: &str, train: &str) -> RunInputs {
+        RunInputs {
+            weights: "w.safetensors".into(),
+            weights_sha256: sha.into(),
+            data: "data".into(),
+            train_fingerprint: train.into(),
+            test_fingerprint: Some("t".into()),
+        }
+    }
+
+    #[test]
+    fn one_process_at_a_time_and_leftovers_of_a_killed_one_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("run"));
+        assert!(
+            run.contents().unwrap().is_empty(),
+            "a missing directory is empty"
+        );
+        let held = run.lock().unwrap();
+        let err = run.lock().unwrap_err().to_string();
+        assert!(err.contains(&std::process::id().to_string()), "{err}");
+        assert!(
+            run.contents().unwrap().is_empty(),
+            "the lock file is not content"
+        );
+        drop(held);
+        // A killed run's temporary file and half-written checkpoint.
+        std::fs::write(run.file(".last.safetensors.0123456789abcdef.tmp"), b"x").unwrap();
+        std::fs::create_dir(run.file("checkpoint-00000009")).unwrap();
+        std::fs::write(run.file("notes.txt"), b"mine").unwrap();
+        let _held = run.lock().unwrap();
+        assert_eq!(run.contents().unwrap(), ["notes.txt"]);
+    }
+
+    #[test]
+    fn overwrite_clears_the_run_files_and_leaves_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        for name in [ARGS_FILE, LOG_FILE, BEST_WEIGHTS, "notes.txt"] {
+            std::fs::write(run.file(name), b"x").unwrap();
+        }
+        std::fs::create_dir(run.file("checkpoint-00000001")).unwrap();
+        let held = run.lock().unwrap();
+        // The checkpoint no pointer names went with the leftovers.
+        assert_eq!(
+            run.contents().unwrap(),
+            [ARGS_FILE, BEST_WEIGHTS, LOG_FILE, "notes.txt"]
+        );
+        assert_eq!(held.clear().unwrap(), ["notes.txt"]);
+    }
+
+    #[test]
+    fn changed_inputs_are_refused_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path()).lock().unwrap();
+        // A run without a record gets one.
+        assert_eq!(
+            run.check_inputs(&inputs("aa", "d1")).unwrap(),
+            InputsCheck::FirstRecorded
+        );
+        assert_eq!(run.read_inputs().unwrap(), Some(inputs("aa", "d1")));
+        assert_eq!(
+            run.check_inputs(&inputs("aa", "d1")).unwrap(),
+            InputsCheck::Same
+        );
+        let err = run
+            .check_inputs(&inputs("bb", "d1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("weights file w.safetensors changed") && err.contains("inputs.json"),
+            "{err}"
+        );
+        let err = run
+            .check_inputs(&inputs("aa", "d2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("training data in data changed"), "{err}");
+        assert_eq!(run.read_inputs().unwrap(), Some(inputs("aa", "d1")));
+    }
+
+    #[test]
+    fn a_checkpoint_missing_a_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let ckpt = run.file("checkpoint-00000004");
+        std::fs::create_dir(&ckpt).unwrap();
+        write_json(
+            &run.file(RESUME_POINTER),
+            &ResumePointer {
+                dir: "checkpoint-00000004".into(),
+            },
+            false,
+        )
+        .unwrap();
+        let state = RunState {
+            format_version: STATE_FORMAT_VERSION,
+            epoch: 1,
+            step_in_epoch: 0,
+            global_step: 4,
+            best_metric: None,
+            best_epoch: None,
+            epochs_without_improvement: 0,
+            rng: None,
+            partial_metrics: None,
+            optimizer: crate::OptimizerKind::Sgd,
+            config: serde_json::Value::Null,
+        };
+        write_json(&ckpt.join(checkpoint::STATE_FILE), &state, false).unwrap();
+        std::fs::write(ckpt.join(CHANGED_FILE), b"").unwrap();
+        let err = run.resume_point().unwrap_err().to_string();
+        assert!(
+            err.contains(BEST_CHANGED_FILE) && err.contains("missing"),
+            "{err}"
+        );
+        // A pointer out of the run directory is refused.
+        write_json(
+            &run.file(RESUME_POINTER),
+            &ResumePointer {
+                dir: "../elsewhere".into(),
+            },
+            false,
+        )
+        .unwrap();
+        let err = run.resume_point().unwrap_err().to_string();
+        assert!(err.contains("not a checkpoint directory"), "{err}");
     }
 }
