@@ -234,3 +234,297 @@ fn the_same_seed_gives_the_same_weights_whatever_the_thread_count() {
         "weights differ between 1 and 2 threads"
     );
 }
+
+/// Every file under `dir` with its bytes (the lock file aside): what a
+/// refused command must leave as it was.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().unwrap() != ".lock" {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Runs `finetune ARGS` expecting a failure whose message holds every needle.
+fn fails_with(args: &[&std::ffi::OsStr], needles: &[&str]) -> String {
+    let output = finetune().args(args).output().unwrap();
+    let all = text(&output);
+    assert!(!output.status.success(), "{args:?} succeeded:\n{all}");
+    assert!(!all.contains("panicked"), "{args:?} panicked:\n{all}");
+    for needle in needles {
+        assert!(
+            all.contains(needle),
+            "{args:?}: expected `{needle}` in:\n{all}"
+        );
+    }
+    all
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+#[test]
+fn a_used_run_directory_is_never_overwritten_silently() {
+    let s = setup();
+    let first = train(&s, &["--epochs", "1", "--quiet", "--train", "head"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let before = snapshot(&s.out);
+
+    // Training into it again is refused, naming what is there and the ways out.
+    let again = train(&s, &["--epochs", "1", "--quiet"]);
+    let all = text(&again);
+    assert!(!again.status.success(), "{all}");
+    for needle in ["is not empty", "args.json", "--resume", "--overwrite"] {
+        assert!(all.contains(needle), "expected `{needle}` in:\n{all}");
+    }
+    assert_eq!(
+        snapshot(&s.out),
+        before,
+        "the refused run changed the directory"
+    );
+
+    // Bad flags fail before anything is written, --overwrite or not.
+    for bad in [
+        &["--lr", "nan"][..],
+        &["--momentum", "-1"],
+        &["--train", "blocks:99"],
+        &["--image-size", "31"],
+        &["--image-size", "100000"],
+        &["--batch-size", "0"],
+    ] {
+        let output = train(&s, &[bad, &["--overwrite", "--quiet"]].concat());
+        let all = text(&output);
+        assert!(!output.status.success(), "{bad:?} succeeded:\n{all}");
+        assert!(!all.contains("panicked"), "{all}");
+        assert_eq!(snapshot(&s.out), before, "{bad:?} changed the run:\n{all}");
+    }
+    let blocks = text(&train(&s, &["--train", "blocks:99", "--overwrite"]));
+    assert!(blocks.contains("vgg16 has 5 conv blocks"), "{blocks}");
+    let size = text(&train(&s, &["--image-size", "100000", "--overwrite"]));
+    assert!(
+        size.contains("--image-size") && size.contains("32..=1024"),
+        "{size}"
+    );
+
+    // --overwrite replaces the run's files and leaves the user's.
+    std::fs::write(s.out.join("notes.txt"), "mine").unwrap();
+    let over = train(&s, &["--epochs", "1", "--quiet", "--overwrite"]);
+    assert!(over.status.success(), "{}", text(&over));
+    assert_eq!(
+        std::fs::read_to_string(s.out.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    let log = std::fs::read_to_string(s.out.join("log.jsonl")).unwrap();
+    assert!(log.contains("\"all\""), "the new run's log: {log}");
+}
+
+#[test]
+fn a_second_process_is_refused_while_one_holds_the_run() {
+    let s = setup();
+    let first = train(&s, &["--epochs", "1", "--quiet", "--train", "head"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let before = snapshot(&s.out);
+    // Another process training into the run: here, this test holding its lock.
+    let held = finetune_files::DirLock::acquire(&s.out).unwrap();
+    fails_with(
+        &[
+            os("train"),
+            os("--resume"),
+            s.out.as_os_str(),
+            os("--epochs"),
+            os("2"),
+        ],
+        &[&std::process::id().to_string()],
+    );
+    assert_eq!(snapshot(&s.out), before);
+    drop(held);
+    let resumed = finetune()
+        .args(["train", "--quiet", "--epochs", "2", "--resume"])
+        .arg(&s.out)
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", text(&resumed));
+}
+
+#[test]
+fn resume_refuses_other_flags_and_changed_weights_and_recovers_a_torn_log() {
+    let s = setup();
+    let first = train(&s, &["--epochs", "1", "--quiet", "--train", "head"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let resume = |extra: &[&str]| {
+        finetune()
+            .args(["train", "--quiet", "--resume"])
+            .arg(&s.out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let before = snapshot(&s.out);
+    let extra = text(&resume(&["--epochs", "2", "--lr", "5", "--no-augment"]));
+    assert!(
+        extra.contains("only --epochs and --quiet") && extra.contains("--lr --no-augment"),
+        "{extra}"
+    );
+    assert_eq!(snapshot(&s.out), before);
+
+    // Other weights under the same name: refused, naming the file.
+    let original = std::fs::read(&s.weights).unwrap();
+    let config = VggConfig {
+        width_divisor: 16,
+        classifier_hidden: 32,
+        ..VggConfig::vgg16(1000)
+    };
+    Vgg::new_random(config, 2, &Device::Cpu)
+        .unwrap()
+        .save_safetensors(&s.weights)
+        .unwrap();
+    let changed = resume(&["--epochs", "2"]);
+    let all = text(&changed);
+    assert!(!changed.status.success(), "{all}");
+    assert!(
+        all.contains(&s.weights.display().to_string())
+            && all.contains("changed since the run started"),
+        "{all}"
+    );
+    assert_eq!(snapshot(&s.out), before);
+    std::fs::write(&s.weights, original).unwrap();
+
+    // A torn last line (a kill mid-write) is cut on resume, and the log
+    // parses on the resume after that.
+    let log = s.out.join("log.jsonl");
+    let mut text_before = std::fs::read(&log).unwrap();
+    text_before.extend_from_slice(b"{\"type\":\"epoch\",\"ep");
+    std::fs::write(&log, &text_before).unwrap();
+    for epochs in ["2", "3"] {
+        let output = resume(&["--epochs", epochs]);
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let epochs: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.contains("\"type\":\"epoch\""))
+        .collect();
+    assert_eq!(epochs.len(), 3, "{lines}");
+}
+
+#[test]
+fn an_image_folder_checks_out_fold_and_test_fraction_before_training() {
+    let s = setup();
+    let folder = s.data.join("pictures");
+    finetune_data::synthetic::write_image_folder(&folder, &["cat", "dog"], 4, (40, 40)).unwrap();
+    let base = |out: &Path| -> Vec<std::ffi::OsString> {
+        [
+            os("train"),
+            os("--data"),
+            folder.as_os_str(),
+            os("--weights"),
+            s.weights.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+            os("--width-divisor"),
+            os("16"),
+            os("--classifier-hidden"),
+            os("32"),
+            os("--image-size"),
+            os("32"),
+        ]
+        .map(|a| a.to_os_string())
+        .to_vec()
+    };
+    let run = |out: &Path, extra: &[&str], needles: &[&str]| {
+        let mut args = base(out);
+        args.extend(extra.iter().map(|a| a.into()));
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        fails_with(&refs, needles);
+    };
+    let inside = folder.join("cat").join("run");
+    run(&inside, &[], &["is inside the image folder"]);
+    assert!(!inside.exists(), "nothing was written");
+    let out = s.data.join("folder-run");
+    run(&out, &["--fold", "2"], &["--fold", "image folder"]);
+    run(
+        &out,
+        &["--test-fraction", "0"],
+        &["--test-fraction", "the test split is empty"],
+    );
+    run(
+        &out,
+        &["--test-fraction", "1"],
+        &["the train split is empty"],
+    );
+    assert!(!out.exists(), "nothing was written");
+    // A run directory left inside the folder by an older version is not a class.
+    std::fs::create_dir_all(folder.join("old-run")).unwrap();
+    std::fs::write(folder.join("old-run").join("log.jsonl"), "").unwrap();
+    std::fs::write(folder.join("old-run").join("preprocess.json"), "{}").unwrap();
+    run(&out, &[], &["old-run", "is a run directory"]);
+}
+
+#[test]
+fn weights_with_nan_are_refused_before_the_run_directory_exists() {
+    let s = setup();
+    let config = VggConfig {
+        width_divisor: 16,
+        classifier_hidden: 32,
+        ..VggConfig::vgg16(1000)
+    };
+    let mut named = Vgg::new_random(config, 1, &Device::Cpu)
+        .unwrap()
+        .to_named_tensors();
+    let (_, t) = named
+        .iter_mut()
+        .find(|(n, _)| n == "features.5.weight")
+        .unwrap();
+    *t = (t.clone() * f64::NAN).unwrap();
+    finetune_model::write_safetensors(&s.weights, &named, None).unwrap();
+    let output = train(&s, &["--epochs", "1"]);
+    let all = text(&output);
+    assert!(!output.status.success(), "{all}");
+    assert!(
+        all.contains("features.5.weight") && all.contains("NaN"),
+        "{all}"
+    );
+    assert!(!s.out.exists(), "nothing was written:\n{all}");
+}
+
+#[test]
+fn the_feature_cache_is_not_reused_when_any_image_changed() {
+    let s = setup();
+    let cache = s.data.join("cache");
+    let cache_flag = cache.display().to_string();
+    let head = [
+        "--epochs",
+        "1",
+        "--quiet",
+        "--train",
+        "head",
+        "--no-augment",
+        "--eval-every",
+        "0",
+        "--feature-cache",
+        cache_flag.as_str(),
+        "--overwrite",
+    ];
+    let files = || std::fs::read_dir(&cache).unwrap().count();
+    assert!(train(&s, &head).status.success());
+    assert_eq!(files(), 1);
+    assert!(train(&s, &head).status.success());
+    assert_eq!(files(), 1, "the same data reuses its features");
+    // One byte of the 20th of 24 images: no sampling of a few would see it.
+    let images = s.data.join("stl10_binary").join("train_X.bin");
+    let mut bytes = std::fs::read(&images).unwrap();
+    bytes[19 * 27648 + 100] ^= 0x40;
+    std::fs::write(&images, bytes).unwrap();
+    let output = train(&s, &head);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(files(), 2, "changed data gets features of its own");
+}

@@ -17,9 +17,10 @@ use crate::DataError;
 const IMAGE_EXTENSIONS: [&str; 9] = [
     "jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp",
 ];
-/// The subset this crate decodes (the `image` crate's enabled formats); the
-/// other image files count as unreadable.
-const DECODED_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+/// The subset this crate decodes (the `image` crate's enabled formats): all
+/// of them; kept apart so that a format dropped from the build is reported
+/// as such rather than as a corrupt file.
+const DECODED_EXTENSIONS: [&str; 9] = IMAGE_EXTENSIONS;
 
 /// How to open an [`ImageFolder`].
 #[derive(Debug, Clone, PartialEq)]

@@ -209,3 +209,21 @@ fn an_empty_split_and_a_fold_of_a_folder_are_named() {
         .to_string();
     assert!(err.contains("folds are STL10's"), "{err}");
 }
+
+#[test]
+fn every_torchvision_image_extension_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("a");
+    std::fs::create_dir(&class).unwrap();
+    let img = image::RgbImage::from_pixel(5, 4, image::Rgb([10, 200, 30]));
+    for ext in ["bmp", "tif", "ppm", "png", "jpg", "webp"] {
+        img.save(class.join(format!("x.{ext}"))).unwrap();
+    }
+    let ds = ImageFolder::open(dir.path(), options((4, 5))).unwrap();
+    assert_eq!(ds.len(), 6);
+    let mut out = vec![0u8; 4 * 5 * 3];
+    for i in 0..6 {
+        ds.read_image(i, &mut out).unwrap();
+        assert!(out.chunks(3).all(|p| p[1] > 190), "{:?}", ds.path(i));
+    }
+}

@@ -15,8 +15,8 @@ use super::{bounded, load_model, ModelFlags};
 pub const ABOUT: &str = "\
 Print the most likely classes of image files, with their probabilities.
 
-Images of any size in PNG, JPEG or WebP (told by their content, not their
-name) are converted to RGB and resized to the network's input size with
+Images of any size in PNG, JPEG, WebP, BMP, TIFF or PPM/PGM (told by their
+content, not their name) are converted to RGB and resized to the network's input size with
 the same bilinear resize training used for image folders, then normalised as in
 training. When the weights sit in a run directory of `finetune train` (e.g.
 RUN/best.safetensors), its preprocess.json gives the architecture, image size,

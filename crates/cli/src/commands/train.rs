@@ -43,12 +43,13 @@ by seed), or root/train/<class>/... with root/test/ (or root/val/).
 (`finetune fetch vgg16` prints the cached one). A head of another size is
 replaced by a new one.
 
-The run directory (--out) ends up with last.safetensors and best.safetensors
+The run directory (--out) must be new or empty (--overwrite replaces a run
+in it); it is locked while the run trains. It ends up with last.safetensors and best.safetensors
 (torchvision names: PyTorch loads them with vgg16(num_classes=N)), log.jsonl
 (the configuration, then one JSON record per epoch), history.png,
 confusion.png, and a checkpoint to resume from. Ctrl-C finishes the current
 batch, saves, and tells you how to resume; `--resume RUN_DIR` continues
-exactly where the run stopped.
+exactly where the run stopped, refusing weights or data that changed since.
 
 Only the head: --train head --no-augment trains in seconds per epoch on a CPU,
 because the frozen network's features are computed once and reused.";
