@@ -15,7 +15,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   finetune [FLAGS]   fetch STL10 + VGG16 if absent, then `finetune train` with the recipe's
                      defaults; FLAGS pass through to `finetune train` (e.g. --out runs/x,
-                     --train head, --epochs 5). `--data DIR` / `--weights FILE` skip the fetch.
+                     --train head, --epochs 5). `--data DIR` / `--weights FILE` skip the fetch;
+                     without --out each run gets a new runs/stl10-vgg16[-N]; `--resume DIR`
+                     continues one.
   ci                 cargo fmt --check, cargo clippy -D warnings, cargo test, and the library
                      crates tested without their download feature (what .ci/run runs)
   bench              criterion benchmarks of the data pipeline";
@@ -85,6 +87,11 @@ fn finetune(flags: &[String]) -> Result<()> {
     let bin = release_binary()?;
 
     let mut train: Vec<String> = vec!["train".into()];
+    if has("--resume") {
+        // The run knows its data, weights and directory.
+        train.extend(flags.iter().cloned());
+        return run_train(&bin, &train);
+    }
     if !has("--data") {
         let dir = finetune_stdout(&bin, &["fetch", "stl10"])
             .context("could not fetch STL10; pass `--data DIR` to use a local copy, or set FINETUNE_STL10_URL to a mirror")?;
@@ -96,12 +103,25 @@ fn finetune(flags: &[String]) -> Result<()> {
         train.extend(["--weights".into(), file]);
     }
     if !has("--out") {
-        train.extend(["--out".into(), "runs/stl10-vgg16".into()]);
+        // A new run directory each time: `finetune train` refuses a used one.
+        let out = (1..)
+            .map(|n| match n {
+                1 => "runs/stl10-vgg16".to_string(),
+                n => format!("runs/stl10-vgg16-{n}"),
+            })
+            .find(|dir| !std::path::Path::new(dir).exists())
+            .expect("some name is free");
+        train.extend(["--out".into(), out]);
     }
     train.extend(flags.iter().cloned());
+    run_train(&bin, &train)
+}
+
+/// Runs `finetune ARGS`, echoing the command line.
+fn run_train(bin: &PathBuf, train: &[String]) -> Result<()> {
     eprintln!("$ finetune {}", train.join(" "));
-    let status = Command::new(&bin)
-        .args(&train)
+    let status = Command::new(bin)
+        .args(train)
         .status()
         .with_context(|| format!("could not run {}", bin.display()))?;
     if !status.success() {

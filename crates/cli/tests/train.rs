@@ -528,3 +528,70 @@ fn the_feature_cache_is_not_reused_when_any_image_changed() {
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(files(), 2, "changed data gets features of its own");
 }
+
+#[test]
+fn kill_9_at_any_moment_then_resume_ends_with_the_uninterrupted_weights() {
+    let s = setup();
+    let flags = ["--epochs", "12", "--quiet", "--eval-every", "0"];
+    let straight = train(&s, &flags);
+    assert!(straight.status.success(), "{}", text(&straight));
+    let want = std::fs::read(s.out.join("last.safetensors")).unwrap();
+    // Kills at growing delays after the first checkpoint: inside steps,
+    // checkpoint writes and the final export, wherever they fall.
+    for (attempt, delay_ms) in [0u64, 7, 23, 61].into_iter().enumerate() {
+        let out = s.out.with_file_name(format!("killed-{attempt}"));
+        let mut child = finetune()
+            .arg("train")
+            .arg("--data")
+            .arg(&s.data)
+            .arg("--weights")
+            .arg(&s.weights)
+            .arg("--out")
+            .arg(&out)
+            .args([
+                "--width-divisor",
+                "16",
+                "--classifier-hidden",
+                "32",
+                "--batch-size",
+                "8",
+                "--eval-batch-size",
+                "16",
+                "--device",
+                "cpu",
+            ])
+            .args(flags)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pointer = out.join("resume.json");
+        while !pointer.exists() && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL on Unix
+        child.wait().unwrap();
+        let resumed = finetune()
+            .args(["train", "--quiet", "--resume"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            resumed.status.success(),
+            "attempt {attempt}: {}",
+            text(&resumed)
+        );
+        let got = std::fs::read(out.join("last.safetensors")).unwrap();
+        assert!(
+            got == want,
+            "attempt {attempt} (+{delay_ms} ms): weights differ"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") || n.starts_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "attempt {attempt}: {leftovers:?}");
+    }
+}
