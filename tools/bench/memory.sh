@@ -3,11 +3,13 @@
 # layer trainable) at batch 32, 96x96, on the CPU, ours vs PyTorch, same data
 # and weights, one epoch over $N images without evaluation.
 #
-#   tools/bench/memory.sh          # N=64
+#   tools/bench/memory.sh                      # N=64, SGD
+#   OPTIMIZER=adamw tools/bench/memory.sh      # AdamW on both sides
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-/tmp/ref/bin/python}
 N=${N:-64}
+OPTIMIZER=${OPTIMIZER:-sgd}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
@@ -15,10 +17,12 @@ trap 'rm -rf "$dir"' EXIT
 cargo build --release -q -p finetune-cli
 bin=${CARGO_TARGET_DIR:-target}/release/finetune
 
-echo "== finetune: $N images, batch 32, all layers"
+echo "== finetune: $N images, batch 32, all layers, $OPTIMIZER"
 /usr/bin/time -f "finetune total %e s, peak RSS %M KB" \
   "$bin" train --data "$dir" --weights "$dir/vgg16.safetensors" --out "$dir/run" \
-  --train all --batch-size 32 --epochs 1 --eval-every 0 --device cpu --quiet
+  --train all --batch-size 32 --epochs 1 --eval-every 0 --device cpu --quiet \
+  --optimizer "$OPTIMIZER"
 echo "== PyTorch"
 /usr/bin/time -f "pytorch total %e s, peak RSS %M KB" \
-  "$PYTHON" tools/bench/recipe_torch.py "$dir" "$dir/vgg16.safetensors" 1 --train all --batch 32 --no-eval
+  "$PYTHON" tools/bench/recipe_torch.py "$dir" "$dir/vgg16.safetensors" 1 --train all --batch 32 --no-eval \
+  --optimizer "$OPTIMIZER"

@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--train", default="head", choices=["head", "all"])
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
     args = ap.parse_args()
     data, weights, epochs = args.data, args.weights, args.epochs
     torch.set_num_threads(2)
@@ -53,7 +54,11 @@ def main():
     model.classifier[6] = nn.Linear(4096, 10)
     for name, p in model.named_parameters():
         p.requires_grad = args.train == "all" or name.startswith("classifier.6.")
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    if args.optimizer == "adamw":
+        # finetune's --optimizer adamw with its defaults: beta1 = --momentum 0.9.
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), weight_decay=5e-4)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     crit = nn.CrossEntropyLoss()
     for epoch in range(epochs):

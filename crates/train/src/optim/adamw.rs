@@ -6,6 +6,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::adamw_cpu;
 use super::groups::ParamGroup;
 use super::optimizer::{Optimizer, OptimizerKind, OptimizerState};
 use super::slots::{check_keys, check_non_negative, conform, flatten, Slot};
@@ -73,6 +74,9 @@ pub struct AdamW {
     config: AdamWConfig,
     slots: Vec<Slot>,
     moments: Vec<Option<Moments>>,
+    /// Update CPU f32 tensors in place (see adamw_cpu.rs); off only to test
+    /// the generic path against it.
+    in_place: bool,
 }
 
 impl AdamW {
@@ -85,6 +89,7 @@ impl AdamW {
             config,
             slots,
             moments,
+            in_place: true,
         })
     }
 
@@ -118,10 +123,6 @@ impl Optimizer for AdamW {
             };
             let g = g.detach();
             let lr = c.lr * slot.lr_scale;
-            let mut p = slot.var.as_detached_tensor();
-            if slot.weight_decay != 0.0 {
-                p = p.affine(1.0 - lr * slot.weight_decay, 0.0)?;
-            }
             let prev = match state.take() {
                 Some(m) => m,
                 None => Moments {
@@ -131,15 +132,39 @@ impl Optimizer for AdamW {
                 },
             };
             let step = prev.step + 1;
-            let exp_avg = lerp(&prev.exp_avg, &g, 1.0 - c.beta1)?;
-            let exp_avg_sq = prev
-                .exp_avg_sq
-                .affine(c.beta2, 0.0)?
-                .add(&g.sqr()?.affine(1.0 - c.beta2, 0.0)?)?;
             // Step counts are whole numbers; PyTorch raises the betas to them in f64.
             let bias_correction1 = 1.0 - c.beta1.powf(step as f64);
             let bias_correction2 = 1.0 - c.beta2.powf(step as f64);
             let step_size = lr / bias_correction1;
+            let w = 1.0 - c.beta1;
+            // On the CPU the update runs in place (no temporaries: see adamw_cpu.rs).
+            let fused = adamw_cpu::AdamWStep {
+                lerp_w: w as f32,
+                lerp_one_minus_w: (1.0 - w) as f32,
+                lerp_low: w < 0.5,
+                beta2: c.beta2 as f32,
+                one_minus_beta2: (1.0 - c.beta2) as f32,
+                decay_factor: (1.0 - lr * slot.weight_decay) as f32,
+                decay: slot.weight_decay != 0.0,
+                inv_sqrt_bc2: (1.0 / bias_correction2.sqrt()) as f32,
+                eps: c.eps as f32,
+                step_size: step_size as f32,
+            };
+            let mut p = slot.var.as_detached_tensor();
+            if self.in_place
+                && adamw_cpu::step_in_place(&p, &g, &prev.exp_avg, &prev.exp_avg_sq, fused)?
+            {
+                *state = Some(Moments { step, ..prev });
+                continue;
+            }
+            if slot.weight_decay != 0.0 {
+                p = p.affine(1.0 - lr * slot.weight_decay, 0.0)?;
+            }
+            let exp_avg = lerp(&prev.exp_avg, &g, w)?;
+            let exp_avg_sq = prev
+                .exp_avg_sq
+                .affine(c.beta2, 0.0)?
+                .add(&g.sqr()?.affine(1.0 - c.beta2, 0.0)?)?;
             let denom = exp_avg_sq
                 .sqrt()?
                 .affine(1.0 / bias_correction2.sqrt(), 0.0)?
@@ -230,5 +255,52 @@ impl Optimizer for AdamW {
         }
         self.moments = moments;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+    use crate::optim::sgd::tests::var;
+
+    #[test]
+    fn in_place_cpu_adamw_gives_the_generic_paths_bits() {
+        let configs = [
+            AdamWConfig::default(),
+            AdamWConfig {
+                lr: 3e-3,
+                beta1: 0.3, // lerp's other branch
+                beta2: 0.99,
+                eps: 1e-6,
+                weight_decay: 0.0,
+            },
+        ];
+        let values = |seed: f32, n: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+        };
+        for config in configs {
+            let mut results = Vec::new();
+            for in_place in [true, false] {
+                let (name, w) = var("w", &values(0.0, 1000));
+                let groups = vec![ParamGroup::new("g", vec![(name, w.clone())]).with_lr_scale(0.7)];
+                let mut adamw = AdamW::new(groups, config).unwrap();
+                adamw.in_place = in_place;
+                for step in 0..5 {
+                    let target =
+                        Tensor::new(values(step as f32 + 1.0, 1000), &Device::Cpu).unwrap();
+                    let loss = w.as_tensor().sqr().unwrap().mul(&target).unwrap();
+                    adamw
+                        .step(&loss.sum_all().unwrap().backward().unwrap())
+                        .unwrap();
+                }
+                let state = adamw.state().unwrap();
+                let moments = ["w.exp_avg", "w.exp_avg_sq"]
+                    .map(|k| state.tensors[k].to_vec1::<f32>().unwrap());
+                results.push((w.as_tensor().to_vec1::<f32>().unwrap(), moments));
+            }
+            assert!(results[0] == results[1], "{config:?}");
+        }
     }
 }

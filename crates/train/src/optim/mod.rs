@@ -15,7 +15,9 @@
 //! - here: [`OptimizerConfig`], which builds either.
 
 mod adamw;
+mod adamw_cpu;
 mod groups;
+mod in_place;
 mod optimizer;
 mod sgd;
 mod sgd_cpu;

@@ -8,8 +8,10 @@
 //! is the generic path's, in the same order and in f32, so both paths give
 //! the same bits (tested below).
 
-use candle_core::{CpuStorage, DType, InplaceOp3, Layout, Tensor};
+use candle_core::{CpuStorage, InplaceOp3, Layout, Tensor};
 
+pub(super) use super::in_place::eligible;
+use super::in_place::{slice, slice_mut};
 use crate::Result;
 
 /// One parameter's SGD hyper-parameters (PyTorch's `torch.optim.SGD`).
@@ -23,11 +25,6 @@ pub(super) struct SgdStep {
     pub nesterov: bool,
     /// The buffer holds nothing yet: it becomes `d` (PyTorch's first step).
     pub first: bool,
-}
-
-/// Whether `t` can be updated in place here: f32, on the CPU, contiguous.
-pub(super) fn eligible(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous()
 }
 
 /// Applies one SGD step to `p` (and `buf`, when momentum is on) in place, or
@@ -51,26 +48,6 @@ pub(super) fn step_in_place(
         None => p.inplace_op3(g, g, &ParamUpdate(s))?,
     }
     Ok(true)
-}
-
-fn slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("in-place SGD needs contiguous tensors".into()))?;
-    Ok(&storage.as_slice::<f32>()?[start..end])
-}
-
-fn slice_mut<'a>(
-    storage: &'a mut CpuStorage,
-    layout: &Layout,
-) -> candle_core::Result<&'a mut [f32]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("in-place SGD needs contiguous tensors".into()))?;
-    match storage {
-        CpuStorage::F32(v) => Ok(&mut v[start..end]),
-        _ => Err(candle_core::Error::Msg("in-place SGD needs f32".into())),
-    }
 }
 
 /// `d = g + wd * p`, as the generic path computes it.
@@ -153,7 +130,7 @@ impl InplaceOp3 for ParamUpdate {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     use super::*;
 
