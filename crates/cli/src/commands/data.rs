@@ -69,6 +69,10 @@ struct BenchArgs {
     /// Seed of the shuffle and augmentation.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
+    /// Batches prepared ahead of the consumer (what `train` uses by default).
+    #[arg(long, value_name = "K", default_value_t = LoaderConfig::default().prefetch,
+          value_parser = bounded(1..=64))]
+    prefetch: usize,
 }
 
 /// Runs `finetune data ...`.
@@ -110,6 +114,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         shuffle: true,
         seed: args.seed,
         num_threads: args.threads,
+        prefetch: args.prefetch,
         ..LoaderConfig::default()
     };
     let loader = PrefetchLoader::new(dataset, pipeline, config);
