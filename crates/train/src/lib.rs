@@ -78,7 +78,7 @@ pub use evaluate::{evaluate, evaluate_with};
 pub use fit::{fit, FitConfig, FitData, FitSummary, StopReason};
 pub use freeze::{FreezePolicy, Unfreeze};
 pub use log::{read_log, EpochRecord, LogRecord, RunLog};
-pub use metrics::{ConfusionMatrix, Metrics, MetricsAccumulator};
+pub use metrics::{ClassScores, ConfusionMatrix, Metrics, MetricsAccumulator};
 pub use optim::{
     AdamW, AdamWConfig, Optimizer, OptimizerConfig, OptimizerKind, OptimizerState, ParamGroup, Sgd,
     SgdConfig,

@@ -13,7 +13,84 @@ pub struct ConfusionMatrix {
     counts: Vec<u64>,
 }
 
+/// One class's scores as scikit-learn's `classification_report` computes
+/// them from a confusion matrix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassScores {
+    /// Of the images predicted as this class, the share that are: `tp / (tp + fp)`
+    /// (0 when nothing was predicted as it, scikit-learn's `zero_division`).
+    pub precision: f64,
+    /// Of this class's images, the share predicted as it: `tp / (tp + fn)`
+    /// (its accuracy; 0 without images).
+    pub recall: f64,
+    /// The harmonic mean of the two (0 when both are).
+    pub f1: f64,
+    /// This class's images.
+    pub support: u64,
+}
+
+impl ClassScores {
+    fn from_counts(tp: u64, predicted: u64, support: u64) -> ClassScores {
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let (precision, recall) = (ratio(tp, predicted), ratio(tp, support));
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        ClassScores {
+            precision,
+            recall,
+            f1,
+            support,
+        }
+    }
+}
+
 impl ConfusionMatrix {
+    /// Precision, recall, F1 and support of every class (rows: true class,
+    /// columns: predicted), as `sklearn.metrics.precision_recall_fscore_support`.
+    pub fn class_scores(&self) -> Vec<ClassScores> {
+        let n = self.num_classes;
+        (0..n)
+            .map(|c| {
+                let tp = self.get(c, c);
+                let predicted: u64 = (0..n).map(|t| self.get(t, c)).sum();
+                let support: u64 = self.row(c).iter().sum();
+                ClassScores::from_counts(tp, predicted, support)
+            })
+            .collect()
+    }
+
+    /// The unweighted mean of each score over the classes (`macro avg`) and
+    /// the mean weighted by support (`weighted avg`), as scikit-learn reports them.
+    pub fn averages(&self) -> (ClassScores, ClassScores) {
+        let scores = self.class_scores();
+        let total: u64 = scores.iter().map(|s| s.support).sum();
+        let mean = |f: &dyn Fn(&ClassScores) -> f64, weighted: bool| {
+            let sum: f64 = scores
+                .iter()
+                .map(|s| f(s) * if weighted { s.support as f64 } else { 1.0 })
+                .sum();
+            let by = if weighted {
+                total as f64
+            } else {
+                scores.len() as f64
+            };
+            if by == 0.0 {
+                0.0
+            } else {
+                sum / by
+            }
+        };
+        let avg = |weighted| ClassScores {
+            precision: mean(&|s| s.precision, weighted),
+            recall: mean(&|s| s.recall, weighted),
+            f1: mean(&|s| s.f1, weighted),
+            support: total,
+        };
+        (avg(false), avg(true))
+    }
     /// An all-zero matrix for `num_classes` classes.
     pub fn new(num_classes: usize) -> Self {
         ConfusionMatrix {

@@ -5,11 +5,13 @@ use std::fmt::Write as _;
 
 use finetune_data::Label;
 
-use crate::{ConfusionMatrix, Metrics};
+use crate::{ClassScores, ConfusionMatrix, Metrics};
 
 /// The evaluation report `finetune eval` prints: top-1 and top-5
-/// accuracy, the loss, each class's accuracy and the confusion matrix, with
-/// the classes numbered and named.
+/// accuracy, the loss, each class's recall (its accuracy), precision, F1 and
+/// support with their macro and weighted averages (scikit-learn's
+/// `classification_report`, 4 digits), and the confusion matrix, with the
+/// classes numbered and named.
 pub fn report(metrics: &Metrics, class_names: &[String]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "top-1 accuracy  {:6.2}%", 100.0 * metrics.top1);
@@ -21,18 +23,44 @@ pub fn report(metrics: &Metrics, class_names: &[String]) -> String {
         .max()
         .unwrap_or(0)
         .max(5);
-    let _ = writeln!(out, "\nper-class accuracy:");
-    for (c, name) in class_names.iter().enumerate() {
-        let n: u64 = metrics.confusion.row(c).iter().sum();
-        let accuracy = match metrics.per_class.get(c).copied().flatten() {
-            Some(a) => format!("{:6.2}%", 100.0 * a),
-            None => "     -".to_string(),
-        };
+    let _ = writeln!(
+        out,
+        "\nper-class accuracy (recall), precision and F1, as scikit-learn's classification_report:"
+    );
+    // Room for the average rows' labels too.
+    let name_width = name_width.max("weighted avg".len() - 3);
+    let label = |text: &str| format!("{text:<width$}", width = name_width + 3);
+    let _ = writeln!(
+        out,
+        "  {:>2} {:<name_width$}  {:>9} {:>9} {:>9} {:>9}",
+        "", "class", "precision", "recall", "f1-score", "support"
+    );
+    let row = |out: &mut String, label: &str, s: &ClassScores| {
         let _ = writeln!(
             out,
-            "  {c:>2} {name:<name_width$}  {accuracy}  ({n} images)"
+            "  {label}  {:>9.4} {:>9.4} {:>9.4} {:>9}",
+            s.precision, s.recall, s.f1, s.support
         );
+    };
+    for (c, (name, scores)) in class_names
+        .iter()
+        .zip(metrics.confusion.class_scores())
+        .enumerate()
+    {
+        row(&mut out, &format!("{c:>2} {name:<name_width$}"), &scores);
     }
+    let (macro_avg, weighted_avg) = metrics.confusion.averages();
+    let _ = writeln!(
+        out,
+        "  {}  {:>9} {:>9} {:>9.4} {:>9}",
+        label("accuracy"),
+        "",
+        "",
+        metrics.top1,
+        macro_avg.support
+    );
+    row(&mut out, &label("macro avg"), &macro_avg);
+    row(&mut out, &label("weighted avg"), &weighted_avg);
     let _ = writeln!(
         out,
         "\nconfusion matrix (rows: true class, columns: predicted class):"
@@ -128,6 +156,78 @@ mod tests {
             csv,
             "index,label,predicted,cat,\"dog, big\"\n0,1,1,0.250000,0.750000\n1,1,0,0.900000,0.100000\n"
         );
+    }
+
+    #[test]
+    fn class_scores_match_values_computed_by_hand() {
+        // Truth 0,0,0,1,1,2 predicted 0,1,0,1,2,2:
+        //   class 0: tp 2, predicted 2, support 3 -> P 1, R 2/3, F1 0.8
+        //   class 1: tp 1, predicted 2, support 2 -> P 1/2, R 1/2, F1 1/2
+        //   class 2: tp 1, predicted 2, support 1 -> P 1/2, R 1, F1 2/3
+        // sklearn.metrics.classification_report gives the same to 4 digits.
+        let mut metrics = crate::MetricsAccumulator::new(3);
+        let logits = [
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [0.0, 0.0, 1.0],
+        ]
+        .concat();
+        metrics.update(&logits, &[0, 0, 0, 1, 1, 2], 0.1).unwrap();
+        let m = metrics.finish();
+        let s = m.confusion.class_scores();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        let want = [
+            (1.0, 2.0 / 3.0, 0.8, 3),
+            (0.5, 0.5, 0.5, 2),
+            (0.5, 1.0, 2.0 / 3.0, 1),
+        ];
+        for (got, (p, r, f, n)) in s.iter().zip(want) {
+            assert!(
+                close(got.precision, p) && close(got.recall, r) && close(got.f1, f),
+                "{got:?}"
+            );
+            assert_eq!(got.support, n);
+        }
+        let (macro_avg, weighted) = m.confusion.averages();
+        assert!(
+            close(macro_avg.precision, 2.0 / 3.0)
+                && close(macro_avg.f1, (0.8 + 0.5 + 2.0 / 3.0) / 3.0)
+        );
+        assert!(close(weighted.recall, (2.0 + 1.0 + 1.0) / 6.0));
+        assert!(close(
+            weighted.f1,
+            (0.8 * 3.0 + 0.5 * 2.0 + 2.0 / 3.0) / 6.0
+        ));
+        let names = ["cat", "dog", "emu"].map(String::from);
+        let text = report(&m, &names);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let has = |row: &[&str]| rows.iter().any(|r| r == row);
+        assert!(
+            has(&["0", "cat", "1.0000", "0.6667", "0.8000", "3"]),
+            "{text}"
+        );
+        assert!(has(&["accuracy", "0.6667", "6"]), "{text}");
+        assert!(
+            has(&["macro", "avg", "0.6667", "0.7222", "0.6556", "6"]),
+            "{text}"
+        );
+        assert!(
+            has(&["weighted", "avg", "0.7500", "0.6667", "0.6778", "6"]),
+            "{text}"
+        );
+        // The columns line up: every score row ends at the same column.
+        let ends: Vec<usize> = text
+            .lines()
+            .filter(|l| l.contains(".") && !l.contains('%') && !l.contains("loss"))
+            .map(str::len)
+            .collect();
+        assert!(ends.windows(2).all(|w| w[0] == w[1]), "{text}");
     }
 
     #[test]
