@@ -315,3 +315,67 @@ fn user_errors_end_in_a_message_not_a_panic() {
         assert!(!all.contains("panicked"), "{args:?} panicked:\n{all}");
     }
 }
+
+#[test]
+fn test_time_augmentation_averages_views_and_says_so() {
+    let s = setup();
+    // A mirror-symmetric image: its flip is itself, so --tta changes nothing;
+    // a lopsided one: --tta changes its probabilities.
+    let symmetric = s.root.join("symmetric.png");
+    image::RgbImage::from_fn(96, 96, |x, y| {
+        let d = x.min(95 - x) as u8;
+        image::Rgb([d * 5, (y as u8) * 2, 90])
+    })
+    .save(&symmetric)
+    .unwrap();
+    let lopsided = s.root.join("lopsided.png");
+    image::RgbImage::from_fn(96, 96, |x, y| {
+        image::Rgb([(x as u8) * 2, (y as u8) * 2, 30])
+    })
+    .save(&lopsided)
+    .unwrap();
+    let predict = |tta: &[&str]| -> Vec<String> {
+        let output = finetune()
+            .arg("predict")
+            .arg("--weights")
+            .arg(&s.tuned)
+            .args(NARROW)
+            .args(["--top", "10", "--device", "cpu"])
+            .args(tta)
+            .arg(&symmetric)
+            .arg(&lopsided)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let plain = predict(&[]);
+    let flipped = predict(&["--tta"]);
+    assert!(flipped[0].contains("2 views"), "{flipped:?}");
+    assert_eq!(
+        plain[..11],
+        flipped[1..12],
+        "a symmetric image is its own flip"
+    );
+    assert_ne!(plain[11..], flipped[12..], "a lopsided one is not");
+    let crops = predict(&["--tta=crops"]);
+    assert!(crops[0].contains("10 views"), "{crops:?}");
+
+    let output = finetune()
+        .arg("eval")
+        .arg("--data")
+        .arg(&s.root)
+        .arg("--weights")
+        .arg(&s.tuned)
+        .args(NARROW)
+        .args(["--device", "cpu", "--quiet", "--tta=crops"])
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("mean softmax over 10 views"), "{all}");
+    assert!(all.contains("top-1 accuracy"), "{all}");
+}

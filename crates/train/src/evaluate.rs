@@ -8,6 +8,7 @@ use finetune_model::{Mode, Vgg};
 use crate::progress::Progress;
 use crate::source::{BatchSource, Next};
 use crate::step::forward_loss;
+use crate::tta::{as_logits, Tta};
 use crate::{Metrics, MetricsAccumulator, Result};
 
 /// What [`evaluate_source`] hands out per batch besides the metrics: the
@@ -21,6 +22,18 @@ pub(crate) fn evaluate_source(
     model: &Vgg,
     source: &BatchSource<'_>,
     progress: &Progress,
+    on_batch: Option<OnBatch<'_>>,
+) -> Result<Metrics> {
+    evaluate_views(model, source, progress, &Tta::None, on_batch)
+}
+
+/// [`evaluate_source`] with the probabilities averaged over `tta`'s views of
+/// each image (images only: a source of cached features has no views).
+fn evaluate_views(
+    model: &Vgg,
+    source: &BatchSource<'_>,
+    progress: &Progress,
+    tta: &Tta,
     mut on_batch: Option<OnBatch<'_>>,
 ) -> Result<Metrics> {
     let cut = source.cut();
@@ -28,6 +41,17 @@ pub(crate) fn evaluate_source(
     let bar = progress.images("evaluating", source.num_samples());
     let mut seen = 0;
     source.for_each(model, 0, 0, |batch| {
+        if *tta != Tta::None && cut == finetune_model::Cut::Input {
+            let probs = tta.probabilities(model, &batch.input)?;
+            let (logits, loss) = as_logits(&probs, &batch.labels)?;
+            metrics.update(&logits, &batch.labels, loss)?;
+            if let Some(on_batch) = on_batch.as_mut() {
+                on_batch(&batch.indices, &probs.flatten_all()?.to_vec1::<f32>()?)?;
+            }
+            seen += batch.labels.len();
+            bar.update(seen, seen, batch.waited);
+            return Ok(Next::Continue);
+        }
         let output = forward_loss(model, &batch.input, cut, &batch.labels, &Mode::Eval)?;
         output.record(&mut metrics, &batch.labels)?;
         if let Some(on_batch) = on_batch.as_mut() {
@@ -53,18 +77,27 @@ pub fn evaluate(model: &Vgg, loader: &PrefetchLoader, quiet: bool) -> Result<Met
     evaluate_source(model, &source, &Progress::new(quiet), None)
 }
 
-/// Like [`evaluate`], also handing `on_batch` each batch's dataset indices and
-/// softmax probabilities (`[batch * num_classes]`, row-major), for prediction
-/// files. An error from `on_batch` stops the evaluation and is returned.
+/// Like [`evaluate`], with each image's probabilities averaged over `tta`'s
+/// views (the loss and accuracy are those of the averaged probabilities),
+/// also handing `on_batch` each batch's dataset indices and softmax
+/// probabilities (`[batch * num_classes]`, row-major), for prediction files.
+/// An error from `on_batch` stops the evaluation and is returned.
 pub fn evaluate_with(
     model: &Vgg,
     loader: &PrefetchLoader,
     quiet: bool,
+    tta: &Tta,
     mut on_batch: impl FnMut(&[usize], &[f32]) -> Result<()>,
 ) -> Result<Metrics> {
     let source = BatchSource::Images {
         loader,
         cut: finetune_model::Cut::Input,
     };
-    evaluate_source(model, &source, &Progress::new(quiet), Some(&mut on_batch))
+    evaluate_views(
+        model,
+        &source,
+        &Progress::new(quiet),
+        tta,
+        Some(&mut on_batch),
+    )
 }

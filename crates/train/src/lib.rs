@@ -71,6 +71,7 @@ mod run_dir;
 mod schedule;
 mod source;
 mod step;
+mod tta;
 
 pub use early_stopping::{EarlyStopping, Monitor};
 pub use error::{Result, TrainError};
@@ -92,3 +93,4 @@ pub use run_dir::{
 };
 pub use schedule::{LrSchedule, Schedule, Warmup, WarmupUnit};
 pub use step::check_finite_loss;
+pub use tta::Tta;

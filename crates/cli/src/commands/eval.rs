@@ -8,9 +8,9 @@ use clap::Args;
 use finetune_data::{DataOptions, Label, LoaderConfig, Pipeline, PrefetchLoader, Split};
 use finetune_files::atomic::write_file_atomic;
 use finetune_model::select_device;
-use finetune_train::{evaluate_with, predictions_csv, report};
+use finetune_train::{evaluate_with, predictions_csv, report, Tta};
 
-use super::{bounded, check_batch_fits, load_model, open_split, ModelFlags};
+use super::{bounded, check_batch_fits, load_model, open_split, ModelFlags, TtaKind};
 
 pub const ABOUT: &str = "\
 Evaluate fine-tuned weights on a split of STL10 or an image folder.
@@ -56,6 +56,12 @@ pub struct EvalArgs {
     /// Where to compute: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Average the softmax over views of each image: `flip` (the image and
+    /// its mirror; what a bare --tta does) or `--tta=crops` (ten views: five
+    /// crops of the padded image, each also flipped). Costs 2x or 10x the time.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true,
+          default_missing_value = "flip", value_name = "VIEWS")]
+    pub tta: Option<TtaKind>,
     #[command(flatten)]
     pub model: ModelFlags,
     /// No progress bar.
@@ -105,7 +111,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut rows: Vec<(usize, Vec<f32>)> = Vec::new();
     let keep = args.predictions.is_some();
     let num_classes = class_names.len();
-    let metrics = evaluate_with(&model, &loader, args.quiet, |indices, probs| {
+    let tta = TtaKind::tta(args.tta, &setup);
+    let metrics = evaluate_with(&model, &loader, args.quiet, &tta, |indices, probs| {
         if keep {
             for (i, &index) in indices.iter().enumerate() {
                 rows.push((
@@ -124,6 +131,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         args.data.display(),
         metrics.samples
     );
+    if tta != Tta::None {
+        println!("{tta}");
+    }
     print!("{}", report(&metrics, &class_names));
     if let Some(path) = &args.predictions {
         rows.sort_by_key(|(index, _)| *index);

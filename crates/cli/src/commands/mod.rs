@@ -18,7 +18,7 @@ use clap::{Args, ValueEnum};
 use finetune_data::transforms::Normalize;
 use finetune_data::{DataError, DataLayout, DataOptions, Dataset, Split};
 use finetune_model::{Vgg, VggConfig, MIN_INPUT_SIDE};
-use finetune_train::{RunDir, RunSetup, LOG_FILE, PREPROCESS_FILE};
+use finetune_train::{RunDir, RunSetup, Tta, LOG_FILE, PREPROCESS_FILE};
 use serde::{Deserialize, Serialize};
 
 /// The normalisation statistics `--normalize` names.
@@ -155,6 +155,34 @@ fn physical_memory() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// The test-time augmentations `--tta` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TtaKind {
+    /// The image and its horizontal flip (2 views).
+    Flip,
+    /// The 4 corner and the centre crops of the image padded by 4 pixels (as
+    /// training's RandomCrop pads it), each also flipped (10 views).
+    Crops,
+}
+
+impl TtaKind {
+    /// The views for images normalised with `setup`'s statistics.
+    pub fn tta(kind: Option<TtaKind>, setup: &RunSetup) -> Tta {
+        let normalize = setup.normalize();
+        match kind {
+            None => Tta::None,
+            Some(TtaKind::Flip) => Tta::Flip,
+            Some(TtaKind::Crops) => Tta::Crops {
+                padding: TTA_PADDING,
+                fill: std::array::from_fn(|c| (0.0 - normalize.mean[c]) / normalize.std[c]),
+            },
+        }
+    }
+}
+
+/// Padding of `--tta crops`: the recipe's RandomCrop(96, padding=4).
+const TTA_PADDING: usize = 4;
 
 /// How `eval` and `predict` rebuild the trained network and its input
 /// preparation; each flag overrides what the run directory recorded.

@@ -7,10 +7,10 @@ use candle_core::Tensor;
 use clap::Args;
 use finetune_data::transforms::RgbImage;
 use finetune_data::Pipeline;
-use finetune_model::{select_device, Mode};
-use finetune_train::RunSetup;
+use finetune_model::select_device;
+use finetune_train::{RunSetup, Tta};
 
-use super::{bounded, load_model, ModelFlags};
+use super::{bounded, load_model, ModelFlags, TtaKind};
 
 pub const ABOUT: &str = "\
 Print the most likely classes of image files, with their probabilities.
@@ -45,6 +45,12 @@ pub struct PredictArgs {
     /// How many of the most likely classes to print per image.
     #[arg(long, value_name = "K", default_value_t = 5, value_parser = bounded(1..=100_000))]
     pub top: usize,
+    /// Average the softmax over views of each image: `flip` (the image and
+    /// its mirror; what a bare --tta does) or `--tta=crops` (ten views: five
+    /// crops of the padded image, each also flipped). Costs 2x or 10x the time.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true,
+          default_missing_value = "flip", value_name = "VIEWS")]
+    pub tta: Option<TtaKind>,
     /// Where to compute: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -74,11 +80,14 @@ pub fn run(args: PredictArgs) -> Result<()> {
         inputs.push(prepare(path, &setup)?);
     }
     let top = args.top.min(num_classes);
+    let tta = TtaKind::tta(args.tta, &setup);
+    if tta != Tta::None {
+        println!("{tta}");
+    }
     for (paths, chunk) in args.images.chunks(BATCH).zip(inputs.chunks(BATCH)) {
         let flat: Vec<f32> = chunk.concat();
         let x = Tensor::from_vec(flat, (chunk.len(), 3, side, side), &device)?;
-        let logits = model.forward_t(&x, &Mode::Eval)?;
-        let probs: Vec<Vec<f32>> = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2()?;
+        let probs: Vec<Vec<f32>> = tta.probabilities(&model, &x)?.to_vec2()?;
         for (path, probs) in paths.iter().zip(probs) {
             let mut order: Vec<usize> = (0..probs.len()).collect();
             order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
