@@ -379,3 +379,34 @@ fn test_time_augmentation_averages_views_and_says_so() {
     assert!(all.contains("mean softmax over 10 views"), "{all}");
     assert!(all.contains("top-1 accuracy"), "{all}");
 }
+
+#[test]
+fn eval_draws_the_images_with_the_highest_loss() {
+    let s = setup();
+    let grid = s.root.join("worst.png");
+    let output = finetune()
+        .arg("eval")
+        .arg("--data")
+        .arg(&s.root)
+        .arg("--weights")
+        .arg(&s.tuned)
+        .args(NARROW)
+        .args([
+            "--device",
+            "cpu",
+            "--quiet",
+            "--top-losses-count",
+            "4",
+            "--top-losses",
+        ])
+        .arg(&grid)
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("the 4 images with the highest loss"), "{all}");
+    let picture = image::open(&grid).unwrap().into_rgb8();
+    // Two columns of two 96-pixel STL10 images, with gaps and captions.
+    assert_eq!(picture.width(), 6 + 2 * (96 + 6));
+    assert!(picture.height() > 2 * 96);
+}

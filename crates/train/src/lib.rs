@@ -85,7 +85,7 @@ pub use optim::{
     SgdConfig,
 };
 pub use plot::{plot_confusion, plot_history, plot_image_grid, GridTile};
-pub use report::{confusion_table, predictions_csv, report};
+pub use report::{confusion_table, predictions_csv, report, top_losses, TopLoss};
 pub use run_dir::{
     InputsCheck, ResumePoint, RunDir, RunInputs, RunLock, RunSetup, RunState, ARGS_FILE,
     BEST_WEIGHTS, CONFUSION_PNG, HISTORY_PNG, INPUTS_FILE, LAST_WEIGHTS, LOG_FILE, PREPROCESS_FILE,

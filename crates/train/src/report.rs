@@ -134,6 +134,44 @@ pub fn predictions_csv(
     out
 }
 
+/// One image among those the network got most wrong (fastai's
+/// `plot_top_losses`): the highest cross-entropy `-ln p(true class)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopLoss {
+    /// Dataset index.
+    pub index: usize,
+    /// True class.
+    pub label: Label,
+    /// Predicted class (highest probability).
+    pub predicted: usize,
+    /// Probability of the predicted class.
+    pub probability: f32,
+    /// `-ln p(true class)`.
+    pub loss: f64,
+}
+
+/// The `n` images of `rows` (dataset index, probabilities) with the highest
+/// loss against `labels`, highest first; ties in index order.
+pub fn top_losses(rows: &[(usize, Vec<f32>)], labels: &[Label], n: usize) -> Vec<TopLoss> {
+    let mut all: Vec<TopLoss> = rows
+        .iter()
+        .zip(labels)
+        .map(|((index, probs), &label)| {
+            let predicted = crate::metrics::argmax(probs);
+            TopLoss {
+                index: *index,
+                label,
+                predicted,
+                probability: probs[predicted],
+                loss: -f64::from(probs[label as usize]).ln(),
+            }
+        })
+        .collect();
+    all.sort_by(|a, b| b.loss.total_cmp(&a.loss).then(a.index.cmp(&b.index)));
+    all.truncate(n);
+    all
+}
+
 /// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -228,6 +266,23 @@ mod tests {
             .map(str::len)
             .collect();
         assert!(ends.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
+
+    #[test]
+    fn top_losses_are_the_most_confident_mistakes_first() {
+        let rows = vec![
+            (10, vec![0.9, 0.1]),   // right, loss 0.105
+            (11, vec![0.2, 0.8]),   // wrong, loss 1.609
+            (12, vec![0.4, 0.6]),   // wrong, loss 0.916
+            (13, vec![0.05, 0.95]), // right (label 1), loss 0.051
+        ];
+        let top = top_losses(&rows, &[0, 0, 0, 1], 2);
+        assert_eq!(top.iter().map(|t| t.index).collect::<Vec<_>>(), [11, 12]);
+        assert_eq!(
+            (top[0].label, top[0].predicted, top[0].probability),
+            (0, 1, 0.8)
+        );
+        assert!((top[0].loss - 5f64.ln()).abs() < 1e-6);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use clap::Args;
 use finetune_data::{DataOptions, Label, LoaderConfig, Pipeline, PrefetchLoader, Split};
 use finetune_files::atomic::write_file_atomic;
 use finetune_model::select_device;
-use finetune_train::{evaluate_with, predictions_csv, report, Tta};
+use finetune_train::{
+    evaluate_with, plot_image_grid, predictions_csv, report, top_losses, GridTile, Tta,
+};
 
 use super::{bounded, check_batch_fits, load_model, open_split, ModelFlags, TtaKind};
 
@@ -50,6 +52,14 @@ pub struct EvalArgs {
     /// Also write each image's label, prediction and class probabilities here.
     #[arg(long, value_name = "FILE.csv")]
     pub predictions: Option<PathBuf>,
+    /// Also draw the test images the network got most wrong (the highest
+    /// loss), each captioned with predicted and true class and the predicted
+    /// class's probability, as a PNG grid here (fastai's plot_top_losses).
+    #[arg(long, value_name = "FILE.png")]
+    pub top_losses: Option<PathBuf>,
+    /// How many images --top-losses draws.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = bounded(1..=1024))]
+    pub top_losses_count: usize,
     /// Images per batch (no gradients, so larger than training's fits).
     #[arg(long, default_value_t = 256, value_parser = bounded(1..=65_536))]
     pub batch_size: usize,
@@ -109,7 +119,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let loader = PrefetchLoader::new(dataset.clone(), pipeline, config);
     let mut rows: Vec<(usize, Vec<f32>)> = Vec::new();
-    let keep = args.predictions.is_some();
+    let keep = args.predictions.is_some() || args.top_losses.is_some();
     let num_classes = class_names.len();
     let tta = TtaKind::tta(args.tta, &setup);
     let metrics = evaluate_with(&model, &loader, args.quiet, &tta, |indices, probs| {
@@ -135,9 +145,36 @@ pub fn run(args: EvalArgs) -> Result<()> {
         println!("{tta}");
     }
     print!("{}", report(&metrics, &class_names));
+    rows.sort_by_key(|(index, _)| *index);
+    let labels: Vec<Label> = rows.iter().map(|(i, _)| dataset.label(*i)).collect();
+    if let Some(path) = &args.top_losses {
+        let worst = top_losses(&rows, &labels, args.top_losses_count);
+        let (h, w) = dataset.image_dims();
+        let mut tiles = Vec::with_capacity(worst.len());
+        for t in &worst {
+            let mut rgb = vec![0u8; 3 * h * w];
+            dataset.read_image(t.index, &mut rgb)?;
+            let name = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
+            tiles.push(GridTile {
+                rgb,
+                dims: (h, w),
+                caption: format!(
+                    "{} / {} {:.2}",
+                    name(t.predicted),
+                    name(t.label as usize),
+                    t.probability
+                ),
+            });
+        }
+        let columns = (tiles.len() as f64).sqrt().ceil() as usize;
+        plot_image_grid(path, &tiles, columns)?;
+        println!(
+            "the {} images with the highest loss (predicted / actual probability) in {}",
+            tiles.len(),
+            path.display()
+        );
+    }
     if let Some(path) = &args.predictions {
-        rows.sort_by_key(|(index, _)| *index);
-        let labels: Vec<Label> = rows.iter().map(|(i, _)| dataset.label(*i)).collect();
         let csv = predictions_csv(&rows, &labels, &class_names);
         write_file_atomic(path, csv.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
