@@ -21,6 +21,9 @@ enum Command {
     /// Fine-tune a pretrained VGG on STL10 or an image folder.
     #[command(long_about = commands::train::ABOUT)]
     Train(Box<commands::train::TrainArgs>),
+    /// A learning rate to train with: the learning-rate range test.
+    #[command(name = "lr-find", long_about = commands::lr_find::ABOUT)]
+    LrFind(Box<commands::lr_find::LrFindArgs>),
     /// Accuracy, per-class accuracy and confusion matrix of fine-tuned weights.
     #[command(long_about = commands::eval::ABOUT)]
     Eval(commands::eval::EvalArgs),
@@ -88,6 +91,7 @@ fn given_flags(command: &clap::Command, matches: &ArgMatches) -> Vec<String> {
 fn run(cli: Cli, given: &[String]) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => commands::train::run(*args, given),
+        Command::LrFind(args) => commands::lr_find::run(*args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Preview(args) => commands::preview::run(args),

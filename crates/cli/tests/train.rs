@@ -595,3 +595,91 @@ fn kill_9_at_any_moment_then_resume_ends_with_the_uninterrupted_weights() {
         assert!(leftovers.is_empty(), "attempt {attempt}: {leftovers:?}");
     }
 }
+
+#[test]
+fn lr_find_draws_the_range_test_and_suggests_a_rate_without_touching_the_weights() {
+    let s = setup();
+    let plot = s.data.join("lr.png");
+    let before = std::fs::read(&s.weights).unwrap();
+    let output = finetune()
+        .arg("lr-find")
+        .arg("--data")
+        .arg(&s.data)
+        .arg("--weights")
+        .arg(&s.weights)
+        .arg("--plot")
+        .arg(&plot)
+        .args([
+            "--width-divisor",
+            "16",
+            "--classifier-hidden",
+            "32",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--train",
+            "head",
+            "--no-augment",
+            "--steps",
+            "40",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("suggested: --lr"), "{all}");
+    assert!(all.contains("steepest descent"), "{all}");
+    let picture = image::open(&plot).unwrap();
+    assert_eq!((picture.width(), picture.height()), (720, 420));
+    assert_eq!(
+        std::fs::read(&s.weights).unwrap(),
+        before,
+        "the weights are untouched"
+    );
+    assert!(!s.out.exists(), "no run directory");
+
+    // Weights so large that the loss is not finite from the first step.
+    let config = VggConfig {
+        width_divisor: 16,
+        classifier_hidden: 32,
+        ..VggConfig::vgg16(1000)
+    };
+    let mut named = Vgg::new_random(config, 1, &Device::Cpu)
+        .unwrap()
+        .to_named_tensors();
+    for (name, t) in named.iter_mut() {
+        if name.ends_with("weight") {
+            *t = (t.clone() * 1e30).unwrap();
+        }
+    }
+    finetune_model::write_safetensors(&s.weights, &named, None).unwrap();
+    std::fs::remove_file(&plot).unwrap();
+    let output = finetune()
+        .arg("lr-find")
+        .arg("--data")
+        .arg(&s.data)
+        .arg("--weights")
+        .arg(&s.weights)
+        .arg("--plot")
+        .arg(&plot)
+        .args([
+            "--width-divisor",
+            "16",
+            "--classifier-hidden",
+            "32",
+            "--device",
+            "cpu",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert!(!output.status.success(), "{all}");
+    assert!(
+        all.contains("from the first step") && !all.contains("suggested: --lr"),
+        "{all}"
+    );
+    assert!(!plot.exists());
+}

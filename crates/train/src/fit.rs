@@ -133,7 +133,7 @@ impl FitConfig {
     }
 
     /// The freeze policy in force during zero-based `epoch`.
-    fn policy_at(&self, epoch: usize) -> FreezePolicy {
+    pub(crate) fn policy_at(&self, epoch: usize) -> FreezePolicy {
         match self.unfreeze {
             Some(u) => u.policy_at(epoch),
             None => self.freeze,
@@ -550,7 +550,7 @@ fn run_state(
 }
 
 /// A seed for one optimiser step's dropout masks, from the run seed, epoch and step.
-fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
+pub(crate) fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
     // splitmix64 over the three numbers: neighbouring steps get unrelated masks.
     let mut z = seed
         ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -589,17 +589,17 @@ fn param_groups(model: &mut Vgg, policy: FreezePolicy, config: &FitConfig) -> Ve
 }
 
 /// The parts of a run that change when the trainable set changes (gradual unfreezing).
-struct Stage {
-    policy: FreezePolicy,
-    cut: Cut,
-    base_lr: f64,
-    optimizer: Box<dyn Optimizer>,
-    train_features: Option<Features>,
-    eval_features: Option<Features>,
+pub(crate) struct Stage {
+    pub(crate) policy: FreezePolicy,
+    pub(crate) cut: Cut,
+    pub(crate) base_lr: f64,
+    pub(crate) optimizer: Box<dyn Optimizer>,
+    pub(crate) train_features: Option<Features>,
+    pub(crate) eval_features: Option<Features>,
 }
 
 impl Stage {
-    fn new(model: &mut Vgg, policy: FreezePolicy, config: &FitConfig) -> Result<Stage> {
+    pub(crate) fn new(model: &mut Vgg, policy: FreezePolicy, config: &FitConfig) -> Result<Stage> {
         let mut optimizer_config = config.optimizer;
         if let Some(u) = config.unfreeze.filter(|u| u.then == policy) {
             optimizer_config = optimizer_config.with_lr(optimizer_config.lr() * u.lr_scale);

@@ -62,6 +62,7 @@ mod features;
 mod fit;
 mod freeze;
 mod log;
+mod lr_find;
 mod metrics;
 mod optim;
 mod plot;
@@ -79,12 +80,13 @@ pub use evaluate::{evaluate, evaluate_with};
 pub use fit::{fit, FitConfig, FitData, FitSummary, StopReason};
 pub use freeze::{FreezePolicy, Unfreeze};
 pub use log::{read_log, EpochRecord, LogRecord, RunLog};
+pub use lr_find::{lr_find, LrFindConfig, LrFindStop, LrFinding};
 pub use metrics::{ClassScores, ConfusionMatrix, Metrics, MetricsAccumulator};
 pub use optim::{
     AdamW, AdamWConfig, Optimizer, OptimizerConfig, OptimizerKind, OptimizerState, ParamGroup, Sgd,
     SgdConfig,
 };
-pub use plot::{plot_confusion, plot_history, plot_image_grid, GridTile};
+pub use plot::{plot_confusion, plot_history, plot_image_grid, plot_lr_find, GridTile};
 pub use report::{confusion_table, predictions_csv, report, top_losses, TopLoss};
 pub use run_dir::{
     InputsCheck, ResumePoint, RunDir, RunInputs, RunLock, RunSetup, RunState, ARGS_FILE,

@@ -54,6 +54,7 @@ pub fn plot_history(path: &Path, records: &[EpochRecord]) -> Result<()> {
                 ("TRAIN", TRAIN_COLOR, train_loss),
                 ("TEST", TEST_COLOR, test(|t| t.loss)),
             ],
+            false,
         )?;
         draw_panel(
             &right,
@@ -64,7 +65,117 @@ pub fn plot_history(path: &Path, records: &[EpochRecord]) -> Result<()> {
                 ("TEST TOP1", TEST_COLOR, test(|t| 100.0 * t.top1)),
                 ("TEST TOP5", TOP5_COLOR, test(|t| 100.0 * t.top5)),
             ],
+            true,
         )
+    })
+}
+
+/// Draws the learning-rate range test: the smoothed loss against the
+/// learning rate on a log axis, each suggested rate a vertical line. As
+/// fastai's plot, the last 5 points (the divergence, which would squash the
+/// rest) are left out when there are more than 20.
+pub fn plot_lr_find(path: &Path, finding: &crate::LrFinding) -> Result<()> {
+    let n = finding.lrs.len();
+    let shown = if n > 20 { n - 5 } else { n };
+    let points: Vec<(f64, f64)> = finding
+        .lrs
+        .iter()
+        .zip(&finding.smoothed)
+        .take(shown)
+        .filter(|(lr, loss)| **lr > 0.0 && loss.is_finite())
+        .map(|(lr, loss)| (lr.log10(), *loss))
+        .collect();
+    let (w, h) = (720u32, 420u32);
+    render_png(path, (w, h), |root| {
+        let xs = points.iter().map(|p| p.0);
+        let x_lo = xs.clone().fold(f64::INFINITY, f64::min);
+        let x_hi = xs.fold(f64::NEG_INFINITY, f64::max);
+        let (x_lo, x_hi) = if x_lo < x_hi {
+            (x_lo, x_hi)
+        } else {
+            (-7.0, 1.0)
+        };
+        let ys = points.iter().map(|p| p.1);
+        let y_lo = ys.clone().fold(f64::INFINITY, f64::min);
+        let y_hi = ys.fold(f64::NEG_INFINITY, f64::max);
+        let (y_lo, y_hi) = if y_lo.is_finite() {
+            (y_lo, y_hi)
+        } else {
+            (0.0, 1.0)
+        };
+        let pad = if y_hi > y_lo {
+            0.05 * (y_hi - y_lo)
+        } else {
+            0.5
+        };
+        let (x_range, y_range) = (x_lo..x_hi, (y_lo - pad)..(y_hi + pad));
+        let mut chart = ChartBuilder::on(root)
+            .margin_top(44)
+            .margin_left(64)
+            .margin_right(20)
+            .margin_bottom(36)
+            .build_cartesian_2d(x_range.clone(), y_range.clone())
+            .map_err(draw_err)?;
+        let px = |x: f64, y: f64| chart.backend_coord(&(x, y));
+        let (ax0, ay0) = px(x_range.start, y_range.start);
+        let (ax1, ay1) = px(x_range.end, y_range.end);
+        let yt = ticks(&y_range);
+        let ystep = if yt.len() > 1 { yt[1] - yt[0] } else { 1.0 };
+        for &y in &yt {
+            let (_, py) = px(x_range.start, y);
+            root.draw(&PathElement::new(vec![(ax0, py), (ax1, py)], GRID_COLOR))
+                .map_err(draw_err)?;
+            let label = tick_label(y, ystep);
+            let tx = ax0 - 6 - font::text_width(&label, 1);
+            text(root, &label, (tx, py - font::GLYPH_H / 2), 1, &TEXT_COLOR)?;
+        }
+        for decade in (x_lo.ceil() as i32)..=(x_hi.floor() as i32) {
+            let (qx, _) = px(decade as f64, y_range.start);
+            root.draw(&PathElement::new(vec![(qx, ay0), (qx, ay1)], GRID_COLOR))
+                .map_err(draw_err)?;
+            let label = format!("1E{decade}");
+            let tx = qx - font::text_width(&label, 1) / 2;
+            text(root, &label, (tx, ay0 + 6), 1, &TEXT_COLOR)?;
+        }
+        let frame = vec![(ax0, ay0), (ax1, ay0), (ax1, ay1), (ax0, ay1), (ax0, ay0)];
+        root.draw(&PathElement::new(frame, TEXT_COLOR))
+            .map_err(draw_err)?;
+        text(
+            root,
+            "LEARNING RATE (LOG SCALE)",
+            ((ax0 + ax1) / 2 - 75, ay0 + 20),
+            1,
+            &TEXT_COLOR,
+        )?;
+        text(root, "LR FIND: SMOOTHED LOSS", (ax0, 8), 2, &TEXT_COLOR)?;
+        let mut lx = ax0;
+        let marks = [
+            ("STEEPEST", TEST_COLOR, finding.steepest),
+            ("MINIMUM / 10", TOP5_COLOR, finding.minimum_tenth),
+        ];
+        for (name, color, lr) in marks {
+            let Some(lr) = lr.filter(|lr| *lr > 0.0) else {
+                continue;
+            };
+            let (qx, _) = px(lr.log10(), y_range.start);
+            root.draw(&PathElement::new(
+                vec![(qx, ay0), (qx, ay1)],
+                color.stroke_width(2),
+            ))
+            .map_err(draw_err)?;
+            let label = format!("{name} {lr:.1E}");
+            root.draw(&Rectangle::new([(lx, 28), (lx + 12, 32)], color.filled()))
+                .map_err(draw_err)?;
+            text(root, &label, (lx + 16, 27), 1, &TEXT_COLOR)?;
+            lx += 16 + font::text_width(&label, 1) + 18;
+        }
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                TRAIN_COLOR.stroke_width(2),
+            ))
+            .map_err(draw_err)?;
+        Ok(())
     })
 }
 
@@ -320,7 +431,15 @@ fn tick_label(v: f64, step: f64) -> String {
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 /// One chart panel: title, legend, grid with tick labels, and line series.
-fn draw_panel(area: &Area, title: &str, epochs: &[f64], series: &[Series]) -> Result<()> {
+/// The value axis spans the data (with a margin), down to 0 when `from_zero`
+/// (accuracy) but not for a loss, whose changes would look flat from 0.
+fn draw_panel(
+    area: &Area,
+    title: &str,
+    epochs: &[f64],
+    series: &[Series],
+    from_zero: bool,
+) -> Result<()> {
     let last = epochs.iter().cloned().fold(1.0, f64::max);
     let x_range = 1.0..last.max(2.0);
     let ys = series
@@ -332,7 +451,12 @@ fn draw_panel(area: &Area, title: &str, epochs: &[f64], series: &[Series]) -> Re
     });
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
-    let y_range = (lo - pad).min(if lo >= 0.0 { 0.0 } else { lo - pad })..hi + pad;
+    let bottom = if from_zero && lo >= 0.0 {
+        0.0
+    } else {
+        lo - pad
+    };
+    let y_range = bottom..hi + pad;
 
     let mut chart = ChartBuilder::on(area)
         .margin_top(44)

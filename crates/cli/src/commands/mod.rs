@@ -4,6 +4,7 @@
 pub mod data;
 pub mod eval;
 pub mod fetch;
+pub mod lr_find;
 pub mod predict;
 pub mod preview;
 pub mod train;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
-use finetune_data::{fingerprint, DataLayout};
+use finetune_data::{fingerprint, DataLayout, Dataset};
 use finetune_data::{DataOptions, LoaderConfig, Pipeline, PrefetchLoader, Split};
 use finetune_files::sha256_file;
 use finetune_model::{select_device, Vgg, VggConfig};
@@ -64,7 +64,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE", required_unless_present = "resume")]
     pub weights: Option<PathBuf>,
     /// Run directory for weights, logs, pictures and checkpoints.
-    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Continue the run in this directory with the flags it was started with
     /// (only --epochs and --quiet may change).
@@ -242,7 +242,7 @@ pub enum ScheduleKind {
 
 impl TrainArgs {
     /// The saved flags of the run in `dir`, with this command's --epochs and --quiet.
-    fn resumed(&self, dir: &Path) -> Result<TrainArgs> {
+    pub(crate) fn resumed(&self, dir: &Path) -> Result<TrainArgs> {
         let run = RunDir::new(dir);
         if !run.file(ARGS_FILE).is_file() {
             bail!(
@@ -263,7 +263,56 @@ impl TrainArgs {
         Ok(saved)
     }
 
-    fn fit_config(&self) -> Result<FitConfig> {
+    /// How `--data` is opened: the image size, fold, folder split and
+    /// unreadable-image policy.
+    pub(crate) fn data_options(&self) -> DataOptions {
+        DataOptions {
+            image_size: self.image_size,
+            fold: self.fold,
+            test_fraction: self.test_fraction,
+            split_seed: self.seed,
+            skip_unreadable: self.skip_unreadable,
+        }
+    }
+
+    /// The network these flags build, with a head of `num_classes`.
+    pub(crate) fn vgg_config(&self, num_classes: usize) -> VggConfig {
+        VggConfig {
+            num_classes,
+            dropout: self.dropout,
+            width_divisor: self.width_divisor,
+            classifier_hidden: self.classifier_hidden,
+            seed: self.seed,
+            ..self.arch.clone()
+        }
+    }
+
+    /// The training loader over `train_set`: these flags' batch size,
+    /// shuffle, seed and augmentation.
+    pub(crate) fn train_loader(&self, train_set: Arc<dyn Dataset>) -> PrefetchLoader {
+        let pipeline = Pipeline::training(
+            train_set.image_dims(),
+            self.image_size,
+            self.normalize.normalize(),
+            !self.no_augment,
+        );
+        PrefetchLoader::new(
+            train_set,
+            pipeline,
+            self.loader_config(self.batch_size, !self.no_shuffle),
+        )
+    }
+
+    fn loader_config(&self, batch_size: usize, shuffle: bool) -> LoaderConfig {
+        LoaderConfig {
+            batch_size,
+            shuffle,
+            seed: self.seed,
+            ..LoaderConfig::default()
+        }
+    }
+
+    pub(crate) fn fit_config(&self) -> Result<FitConfig> {
         let epochs = self.epochs.unwrap_or(DEFAULT_EPOCHS);
         let schedule_epochs = self.schedule_epochs.unwrap_or(epochs);
         let optimizer = match self.optimizer {
@@ -425,13 +474,7 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
             data_dir.display()
         );
     }
-    let options = DataOptions {
-        image_size: args.image_size,
-        fold: args.fold,
-        test_fraction: args.test_fraction,
-        split_seed: args.seed,
-        skip_unreadable: args.skip_unreadable,
-    };
+    let options = args.data_options();
     let train_set = open_split(&data_dir, Split::Train, &options)?;
     let eval_set = if args.eval_every > 0 {
         Some(open_split(&data_dir, Split::Test, &options)?)
@@ -454,14 +497,7 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
     };
 
     // The model: from the resume checkpoint, or the given weights.
-    let vgg_config = VggConfig {
-        num_classes,
-        dropout: args.dropout,
-        width_divisor: args.width_divisor,
-        classifier_hidden: args.classifier_hidden,
-        seed: args.seed,
-        ..args.arch.clone()
-    };
+    let vgg_config = args.vgg_config(num_classes);
     config.validate(&vgg_config)?;
     let resume = match &args.resume {
         Some(dir) => Some(run.resume_point()?.with_context(|| {
@@ -526,27 +562,15 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
         }
     }
 
-    let loader_config = |batch_size, shuffle| LoaderConfig {
-        batch_size,
-        shuffle,
-        seed: args.seed,
-        ..LoaderConfig::default()
-    };
-    let train_pipeline = Pipeline::training(
-        train_set.image_dims(),
-        args.image_size,
-        normalize,
-        !args.no_augment,
-    );
     let data = FitData {
-        train: PrefetchLoader::new(
-            train_set,
-            train_pipeline,
-            loader_config(args.batch_size, !args.no_shuffle),
-        ),
+        train: args.train_loader(train_set),
         eval: eval_set.map(|set| {
             let pipeline = Pipeline::evaluation(set.image_dims(), args.image_size, normalize);
-            PrefetchLoader::new(set, pipeline, loader_config(args.eval_batch_size, false))
+            PrefetchLoader::new(
+                set,
+                pipeline,
+                args.loader_config(args.eval_batch_size, false),
+            )
         }),
     };
 
