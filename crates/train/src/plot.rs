@@ -2,7 +2,7 @@
 //!
 //! Drawn with plotters into an RGB buffer, encoded as PNG with `image`, and
 //! written through [`finetune_files::atomic::write_file_atomic`], so a viewer never
-//! sees half a picture. Labels use a built-in bitmap font (see `font.rs`).
+//! sees half a picture. Text uses a font compiled into the binary (see `font.rs`).
 
 mod font;
 
@@ -24,6 +24,12 @@ const GRID_COLOR: RGBColor = RGBColor(225, 225, 225);
 const TEXT_COLOR: RGBColor = RGBColor(40, 40, 40);
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+
+/// Where a chart's title (scale 2) and legend (scale 1) go, and the margin
+/// above its plot area that leaves room for both.
+const TITLE_Y: i32 = 4;
+const LEGEND_Y: i32 = 40;
+const TOP_MARGIN: i32 = 64;
 
 /// Draws the training (and test, where evaluated) loss and accuracy per epoch.
 pub fn plot_history(path: &Path, records: &[EpochRecord]) -> Result<()> {
@@ -48,22 +54,22 @@ pub fn plot_history(path: &Path, records: &[EpochRecord]) -> Result<()> {
             .collect();
         draw_panel(
             &left,
-            "LOSS",
+            "Loss",
             &epochs,
             &[
-                ("TRAIN", TRAIN_COLOR, train_loss),
-                ("TEST", TEST_COLOR, test(|t| t.loss)),
+                ("train", TRAIN_COLOR, train_loss),
+                ("test", TEST_COLOR, test(|t| t.loss)),
             ],
             false,
         )?;
         draw_panel(
             &right,
-            "ACCURACY %",
+            "Accuracy (%)",
             &epochs,
             &[
-                ("TRAIN TOP1", TRAIN_COLOR, train_top1),
-                ("TEST TOP1", TEST_COLOR, test(|t| 100.0 * t.top1)),
-                ("TEST TOP5", TOP5_COLOR, test(|t| 100.0 * t.top5)),
+                ("train top-1", TRAIN_COLOR, train_top1),
+                ("test top-1", TEST_COLOR, test(|t| 100.0 * t.top1)),
+                ("test top-5", TOP5_COLOR, test(|t| 100.0 * t.top5)),
             ],
             true,
         )
@@ -110,7 +116,7 @@ pub fn plot_lr_find(path: &Path, finding: &crate::LrFinding) -> Result<()> {
         };
         let (x_range, y_range) = (x_lo..x_hi, (y_lo - pad)..(y_hi + pad));
         let mut chart = ChartBuilder::on(root)
-            .margin_top(44)
+            .margin_top(TOP_MARGIN)
             .margin_left(64)
             .margin_right(20)
             .margin_bottom(36)
@@ -127,13 +133,19 @@ pub fn plot_lr_find(path: &Path, finding: &crate::LrFinding) -> Result<()> {
                 .map_err(draw_err)?;
             let label = tick_label(y, ystep);
             let tx = ax0 - 6 - font::text_width(&label, 1);
-            text(root, &label, (tx, py - font::GLYPH_H / 2), 1, &TEXT_COLOR)?;
+            text(
+                root,
+                &label,
+                (tx, py - font::line_height(1) / 2),
+                1,
+                &TEXT_COLOR,
+            )?;
         }
         for decade in (x_lo.ceil() as i32)..=(x_hi.floor() as i32) {
             let (qx, _) = px(decade as f64, y_range.start);
             root.draw(&PathElement::new(vec![(qx, ay0), (qx, ay1)], GRID_COLOR))
                 .map_err(draw_err)?;
-            let label = format!("1E{decade}");
+            let label = format!("1e{decade}");
             let tx = qx - font::text_width(&label, 1) / 2;
             text(root, &label, (tx, ay0 + 6), 1, &TEXT_COLOR)?;
         }
@@ -142,16 +154,22 @@ pub fn plot_lr_find(path: &Path, finding: &crate::LrFinding) -> Result<()> {
             .map_err(draw_err)?;
         text(
             root,
-            "LEARNING RATE (LOG SCALE)",
+            "learning rate (log scale)",
             ((ax0 + ax1) / 2 - 75, ay0 + 20),
             1,
             &TEXT_COLOR,
         )?;
-        text(root, "LR FIND: SMOOTHED LOSS", (ax0, 8), 2, &TEXT_COLOR)?;
+        text(
+            root,
+            "Learning-rate range test: smoothed loss",
+            (ax0, TITLE_Y),
+            2,
+            &TEXT_COLOR,
+        )?;
         let mut lx = ax0;
         let marks = [
-            ("STEEPEST", TEST_COLOR, finding.steepest),
-            ("MINIMUM / 10", TOP5_COLOR, finding.minimum_tenth),
+            ("steepest", TEST_COLOR, finding.steepest),
+            ("minimum / 10", TOP5_COLOR, finding.minimum_tenth),
         ];
         for (name, color, lr) in marks {
             let Some(lr) = lr.filter(|lr| *lr > 0.0) else {
@@ -163,10 +181,13 @@ pub fn plot_lr_find(path: &Path, finding: &crate::LrFinding) -> Result<()> {
                 color.stroke_width(2),
             ))
             .map_err(draw_err)?;
-            let label = format!("{name} {lr:.1E}");
-            root.draw(&Rectangle::new([(lx, 28), (lx + 12, 32)], color.filled()))
-                .map_err(draw_err)?;
-            text(root, &label, (lx + 16, 27), 1, &TEXT_COLOR)?;
+            let label = format!("{name} {lr:.1e}");
+            root.draw(&Rectangle::new(
+                [(lx, LEGEND_Y + 7), (lx + 12, LEGEND_Y + 11)],
+                color.filled(),
+            ))
+            .map_err(draw_err)?;
+            text(root, &label, (lx + 16, LEGEND_Y), 1, &TEXT_COLOR)?;
             lx += 16 + font::text_width(&label, 1) + 18;
         }
         chart
@@ -185,7 +206,7 @@ pub fn plot_confusion(path: &Path, matrix: &ConfusionMatrix, class_names: &[Stri
     let c = matrix.num_classes().max(1) as i32;
     let cell = (600 / c).clamp(8, 56);
     let (left, top) = (130, 50);
-    let title = "CONFUSION MATRIX: ROWS TRUE, COLUMNS PREDICTED";
+    let title = "Confusion matrix: rows true class, columns predicted";
     let w = (left + c * cell + 20).max(font::text_width(title, 1) + 20);
     let h = top + c * cell + 20;
     render_png(path, (w as u32, h as u32), |root| {
@@ -215,19 +236,19 @@ pub fn plot_confusion(path: &Path, matrix: &ConfusionMatrix, class_names: &[Stri
                     text(
                         root,
                         &label,
-                        (tx, y0 + (cell - font::GLYPH_H) / 2),
+                        (tx, y0 + (cell - font::line_height(1)) / 2),
                         1,
                         &color,
                     )?;
                 }
             }
-            if cell >= font::GLYPH_H + 2 {
+            if cell >= font::line_height(1) + 2 {
                 let name = class_names.get(t).map(String::as_str).unwrap_or("");
                 let name = fit(&format!("{t} {name}"), left - 8);
                 text(
                     root,
                     &name,
-                    (4, top + t as i32 * cell + (cell - font::GLYPH_H) / 2),
+                    (4, top + t as i32 * cell + (cell - font::line_height(1)) / 2),
                     1,
                     &TEXT_COLOR,
                 )?;
@@ -262,8 +283,7 @@ const MIN_TILE_SIDE: usize = 64;
 /// Space between tiles and around the grid.
 const GRID_GAP: usize = 6;
 
-/// Draws `tiles` in rows of `columns`, each with its caption below in the
-/// built-in bitmap font, and writes the PNG to `path` atomically. Tiles may
+/// Draws `tiles` in rows of `columns`, each with its caption below, and writes the PNG to `path` atomically. Tiles may
 /// differ in size; each cell is as large as the largest tile.
 pub fn plot_image_grid(path: &Path, tiles: &[GridTile], columns: usize) -> Result<()> {
     let bad = |message: String| TrainError::Plot {
@@ -294,7 +314,7 @@ pub fn plot_image_grid(path: &Path, tiles: &[GridTile], columns: usize) -> Resul
         .map(|t| t.dims.0 * scale_of(t.dims))
         .max()
         .unwrap_or(1);
-    let caption_h = font::GLYPH_H as usize + 6;
+    let caption_h = font::line_height(1) as usize + 6;
     let columns = columns.clamp(1, tiles.len());
     let rows = tiles.len().div_ceil(columns);
     let width = GRID_GAP + columns * (cell_w + GRID_GAP);
@@ -313,17 +333,15 @@ pub fn plot_image_grid(path: &Path, tiles: &[GridTile], columns: usize) -> Resul
         }
         let caption = fit(&tile.caption, cell_w as i32);
         let ty = y0 + cell_h + 3;
-        for (k, ch) in caption.chars().enumerate() {
-            let gx = x0 + k * (font::GLYPH_W as usize + 1);
-            for (r, bits) in font::glyph(ch).iter().enumerate() {
-                for col in 0..font::GLYPH_W as usize {
-                    if bits & (1 << (font::GLYPH_W as usize - 1 - col)) != 0 {
-                        let dst = 3 * ((ty + r) * width + gx + col);
-                        buf[dst..dst + 3].copy_from_slice(&[40, 40, 40]);
-                    }
+        font::draw(&caption, 1, |x, y, coverage| {
+            let (x, y) = (x0 as i32 + x, ty as i32 + y);
+            if (0..width as i32).contains(&x) && (0..height as i32).contains(&y) {
+                let dst = 3 * (y as usize * width + x as usize);
+                for v in &mut buf[dst..dst + 3] {
+                    *v = (f32::from(*v) * (1.0 - coverage) + 40.0 * coverage).round() as u8;
                 }
             }
-        }
+        });
     }
     let image = image::RgbImage::from_raw(width as u32, height as u32, buf)
         .ok_or_else(|| bad("pixel buffer has the wrong size".into()))?;
@@ -334,10 +352,17 @@ pub fn plot_image_grid(path: &Path, tiles: &[GridTile], columns: usize) -> Resul
     Ok(write_file_atomic(path, &png)?)
 }
 
-/// Shortens `s` to fit `width` pixels at scale 1.
+/// The longest start of `s` that fits `width` pixels at scale 1.
 fn fit(s: &str, width: i32) -> String {
-    let max = (width / (font::GLYPH_W + 1)).max(0) as usize;
-    s.chars().take(max).collect()
+    let mut kept = String::new();
+    for ch in s.chars() {
+        kept.push(ch);
+        if font::text_width(&kept, 1) > width {
+            kept.pop();
+            break;
+        }
+    }
+    kept
 }
 
 /// Renders into an RGB buffer with `draw`, encodes PNG and writes it atomically.
@@ -377,26 +402,18 @@ fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> T
     }
 }
 
-/// Draws `s` with its top-left corner at `pos`, each font pixel `scale` pixels.
+/// Draws `s` with its top-left corner at `pos`, at text scale `scale`.
 fn text(area: &Area, s: &str, pos: (i32, i32), scale: i32, color: &RGBColor) -> Result<()> {
-    for (i, ch) in s.chars().enumerate() {
-        let gx = pos.0 + i as i32 * (font::GLYPH_W + 1) * scale;
-        for (r, bits) in font::glyph(ch).iter().enumerate() {
-            for col in 0..font::GLYPH_W {
-                if bits & (1 << (font::GLYPH_W - 1 - col)) != 0 {
-                    let x = gx + col * scale;
-                    let y = pos.1 + r as i32 * scale;
-                    // Single pixels: plotters' filled rectangles skip 1x1 boxes.
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            area.draw_pixel((x + dx, y + dy), color).map_err(draw_err)?;
-                        }
-                    }
-                }
-            }
+    let mut result = Ok(());
+    font::draw(s, scale, |x, y, coverage| {
+        if result.is_ok() {
+            let ink = color.mix(f64::from(coverage));
+            result = area
+                .draw_pixel((pos.0 + x, pos.1 + y), &ink)
+                .map_err(draw_err);
         }
-    }
-    Ok(())
+    });
+    result
 }
 
 /// Up to about six round tick values covering `range`.
@@ -459,7 +476,7 @@ fn draw_panel(
     let y_range = bottom..hi + pad;
 
     let mut chart = ChartBuilder::on(area)
-        .margin_top(44)
+        .margin_top(TOP_MARGIN)
         .margin_left(64)
         .margin_right(16)
         .margin_bottom(30)
@@ -484,7 +501,7 @@ fn draw_panel(
         text(
             area,
             &label,
-            (tx, py - oy - font::GLYPH_H / 2),
+            (tx, py - oy - font::line_height(1) / 2),
             1,
             &TEXT_COLOR,
         )?;
@@ -515,12 +532,12 @@ fn draw_panel(
         .map_err(draw_err)?;
     text(
         area,
-        "EPOCH",
+        "epoch",
         ((ax0 + ax1) / 2 - ox - 15, ay0 - oy + 18),
         1,
         &TEXT_COLOR,
     )?;
-    text(area, title, (ax0 - ox, 8), 2, &TEXT_COLOR)?;
+    text(area, title, (ax0 - ox, TITLE_Y), 2, &TEXT_COLOR)?;
 
     let mut lx = ax0 - ox;
     for (name, color, points) in series {
@@ -534,9 +551,12 @@ fn draw_panel(
         chart
             .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(draw_err)?;
-        area.draw(&Rectangle::new([(lx, 28), (lx + 12, 32)], color.filled()))
-            .map_err(draw_err)?;
-        text(area, name, (lx + 16, 27), 1, &TEXT_COLOR)?;
+        area.draw(&Rectangle::new(
+            [(lx, LEGEND_Y + 7), (lx + 12, LEGEND_Y + 11)],
+            color.filled(),
+        ))
+        .map_err(draw_err)?;
+        text(area, name, (lx + 16, LEGEND_Y), 1, &TEXT_COLOR)?;
         lx += 16 + font::text_width(name, 1) + 18;
     }
     Ok(())
@@ -575,7 +595,7 @@ mod tests {
         plot_image_grid(&path, &tiles, 2).unwrap();
         let png = image::open(&path).unwrap().into_rgb8();
         // 32x32 tiles are drawn at 64x64, two columns, two rows.
-        let caption_h = font::GLYPH_H as u32 + 6;
+        let caption_h = font::line_height(1) as u32 + 6;
         assert_eq!(png.width(), 6 + 2 * (64 + 6));
         assert_eq!(png.height(), 6 + 2 * (64 + caption_h + 6));
         assert_eq!(png.get_pixel(6 + 70 + 10, 16).0, [100, 100, 100]);

@@ -1,90 +1,77 @@
-//! A 5x7 bitmap font for plot labels.
+//! Text for the plots, drawn from a font compiled into the binary: Ubuntu
+//! Light (the Ubuntu Font Licence), as `epaint_default_fonts` ships it,
+//! rasterised with `ab_glyph`.
 //!
-//! plotters needs a system font (`ttf`, via fontconfig/freetype) or a font
-//! file (`ab_glyph`) to draw text, and panics without one. CI machines have no
-//! fontconfig, so the few labels a training plot needs are drawn from this
-//! table instead: digits, capitals (lower case is shown as capitals) and some
-//! punctuation.
+//! plotters' own text needs a system font (fontconfig/freetype) and panics
+//! without one; CI machines have none, and a run's pictures must look the
+//! same everywhere, so no system font is ever looked up.
 
-/// Glyph width in font pixels (plus one pixel of spacing when drawn).
-pub const GLYPH_W: i32 = 5;
-/// Glyph height in font pixels.
-pub const GLYPH_H: i32 = 7;
+use std::sync::OnceLock;
 
-/// The rows of `c`'s glyph, top first, bit 4 the leftmost pixel; unknown
-/// characters show as `?`.
-pub fn glyph(c: char) -> [u8; 7] {
-    match c.to_ascii_uppercase() {
-        ' ' => [0, 0, 0, 0, 0, 0, 0],
-        '0' => rows("01110 10001 10011 10101 11001 10001 01110"),
-        '1' => rows("00100 01100 00100 00100 00100 00100 01110"),
-        '2' => rows("01110 10001 00001 00010 00100 01000 11111"),
-        '3' => rows("11111 00010 00100 00010 00001 10001 01110"),
-        '4' => rows("00010 00110 01010 10010 11111 00010 00010"),
-        '5' => rows("11111 10000 11110 00001 00001 10001 01110"),
-        '6' => rows("00110 01000 10000 11110 10001 10001 01110"),
-        '7' => rows("11111 00001 00010 00100 01000 01000 01000"),
-        '8' => rows("01110 10001 10001 01110 10001 10001 01110"),
-        '9' => rows("01110 10001 10001 01111 00001 00010 01100"),
-        'A' => rows("01110 10001 10001 11111 10001 10001 10001"),
-        'B' => rows("11110 10001 10001 11110 10001 10001 11110"),
-        'C' => rows("01110 10001 10000 10000 10000 10001 01110"),
-        'D' => rows("11100 10010 10001 10001 10001 10010 11100"),
-        'E' => rows("11111 10000 10000 11110 10000 10000 11111"),
-        'F' => rows("11111 10000 10000 11110 10000 10000 10000"),
-        'G' => rows("01110 10001 10000 10111 10001 10001 01111"),
-        'H' => rows("10001 10001 10001 11111 10001 10001 10001"),
-        'I' => rows("01110 00100 00100 00100 00100 00100 01110"),
-        'J' => rows("00111 00010 00010 00010 00010 10010 01100"),
-        'K' => rows("10001 10010 10100 11000 10100 10010 10001"),
-        'L' => rows("10000 10000 10000 10000 10000 10000 11111"),
-        'M' => rows("10001 11011 10101 10101 10001 10001 10001"),
-        'N' => rows("10001 10001 11001 10101 10011 10001 10001"),
-        'O' => rows("01110 10001 10001 10001 10001 10001 01110"),
-        'P' => rows("11110 10001 10001 11110 10000 10000 10000"),
-        'Q' => rows("01110 10001 10001 10001 10101 10010 01101"),
-        'R' => rows("11110 10001 10001 11110 10100 10010 10001"),
-        'S' => rows("01111 10000 10000 01110 00001 00001 11110"),
-        'T' => rows("11111 00100 00100 00100 00100 00100 00100"),
-        'U' => rows("10001 10001 10001 10001 10001 10001 01110"),
-        'V' => rows("10001 10001 10001 10001 10001 01010 00100"),
-        'W' => rows("10001 10001 10001 10101 10101 10101 01010"),
-        'X' => rows("10001 10001 01010 00100 01010 10001 10001"),
-        'Y' => rows("10001 10001 10001 01010 00100 00100 00100"),
-        'Z' => rows("11111 00001 00010 00100 01000 10000 11111"),
-        '.' => rows("00000 00000 00000 00000 00000 01100 01100"),
-        ',' => rows("00000 00000 00000 00000 01100 00100 01000"),
-        '-' => rows("00000 00000 00000 11111 00000 00000 00000"),
-        ':' => rows("00000 01100 01100 00000 01100 01100 00000"),
-        '%' => rows("11000 11001 00010 00100 01000 10011 00011"),
-        '/' => rows("00000 00001 00010 00100 01000 10000 00000"),
-        '(' => rows("00010 00100 01000 01000 01000 00100 00010"),
-        ')' => rows("01000 00100 00010 00010 00010 00100 01000"),
-        '_' => rows("00000 00000 00000 00000 00000 00000 11111"),
-        '=' => rows("00000 00000 11111 00000 11111 00000 00000"),
-        '+' => rows("00000 00100 00100 11111 00100 00100 00000"),
-        _ => rows("01110 10001 00001 00010 00100 00000 00100"),
-    }
+use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
+
+/// Pixel size of text at scale 1.
+const SIZE: f32 = 14.0;
+
+fn font() -> &'static FontRef<'static> {
+    static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        FontRef::try_from_slice(epaint_default_fonts::UBUNTU_LIGHT)
+            .expect("the embedded Ubuntu Light is a valid font")
+    })
 }
 
-/// Parses seven space-separated rows of `0`/`1`.
-fn rows(spec: &str) -> [u8; 7] {
-    let mut out = [0u8; 7];
-    for (row, bits) in out.iter_mut().zip(spec.split(' ')) {
-        *row = bits
-            .bytes()
-            .fold(0, |acc, b| (acc << 1) | (b == b'1') as u8);
-    }
-    out
+fn scaled(scale: i32) -> ab_glyph::PxScaleFont<&'static FontRef<'static>> {
+    font().as_scaled(PxScale::from(SIZE * scale.max(1) as f32))
 }
 
-/// Width in pixels of `text` drawn at `scale`.
-pub fn text_width(text: &str, scale: i32) -> i32 {
-    let n = text.chars().count() as i32;
-    if n == 0 {
-        0
-    } else {
-        (n * (GLYPH_W + 1) - 1) * scale
+/// Height in pixels of a line of text at `scale` (ascent to descent).
+pub fn line_height(scale: i32) -> i32 {
+    let f = scaled(scale);
+    (f.ascent() - f.descent()).ceil() as i32
+}
+
+/// Width in pixels of `s` at `scale`.
+pub fn text_width(s: &str, scale: i32) -> i32 {
+    let f = scaled(scale);
+    let mut width = 0.0;
+    let mut previous = None;
+    for ch in s.chars() {
+        let id = f.glyph_id(ch);
+        if let Some(p) = previous {
+            width += f.kern(p, id);
+        }
+        width += f.h_advance(id);
+        previous = Some(id);
+    }
+    width.ceil() as i32
+}
+
+/// Rasterises `s` at `scale` with its top-left corner at (0, 0): `put(x, y,
+/// coverage)` for every pixel the text covers, coverage in (0, 1].
+pub fn draw(s: &str, scale: i32, mut put: impl FnMut(i32, i32, f32)) {
+    let f = scaled(scale);
+    let (mut x, mut previous) = (0.0, None);
+    for ch in s.chars() {
+        let id = f.glyph_id(ch);
+        if let Some(p) = previous {
+            x += f.kern(p, id);
+        }
+        let glyph = id.with_scale_and_position(f.scale(), point(x, f.ascent()));
+        if let Some(outline) = font().outline_glyph(glyph) {
+            let bounds = outline.px_bounds();
+            outline.draw(|gx, gy, coverage| {
+                if coverage > 0.0 {
+                    put(
+                        bounds.min.x as i32 + gx as i32,
+                        bounds.min.y as i32 + gy as i32,
+                        coverage.min(1.0),
+                    );
+                }
+            });
+        }
+        x += f.h_advance(id);
+        previous = Some(id);
     }
 }
 
@@ -93,12 +80,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn glyphs_parse_and_fit_five_columns() {
-        assert_eq!(glyph('1')[0], 0b00100);
-        assert_eq!(glyph('a'), glyph('A'));
-        for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.,-:%/()_=+?".chars() {
-            assert!(glyph(c).iter().all(|&r| r < 32), "{c}");
+    fn text_has_lower_case_a_width_and_ink_inside_its_box() {
+        assert!(text_width("Loss", 1) > text_width("L", 1));
+        assert!(text_width("Loss", 2) > text_width("Loss", 1));
+        // Lower case is its own glyphs now, not capitals.
+        let ink = |s: &str| {
+            let mut pixels = Vec::new();
+            draw(s, 1, |x, y, c| pixels.push((x, y, (c * 255.0) as u8)));
+            pixels
+        };
+        assert_ne!(ink("a"), ink("A"));
+        let (w, h) = (text_width("Accuracy", 1), line_height(1));
+        for (x, y, _) in ink("Accuracy") {
+            assert!(
+                (0..=w).contains(&x) && (0..=h).contains(&y),
+                "({x}, {y}) outside {w}x{h}"
+            );
         }
-        assert_eq!(text_width("AB", 2), 22);
     }
 }
