@@ -282,7 +282,11 @@ pub fn fit(
             stopped = StopReason::Interrupted;
             break;
         }
-        let test = epoch_run.evaluate(&mut stage, &cache)?;
+        let evaluated = epoch_run.evaluate(&mut stage, &cache)?;
+        let (test, rows) = match evaluated {
+            Some(e) => (Some(e.metrics), e.rows),
+            None => (None, Vec::new()),
+        };
 
         let record = EpochRecord {
             epoch: epoch + 1,
@@ -307,6 +311,11 @@ pub fn fit(
         let state = snapshot(epoch + 1, 0, global_step, &stopping, &stage);
         run.save_checkpoint(model, &state, &*stage.optimizer, improved)?;
         run.draw(&history, &confusion, &class_names)?;
+        if let Some(eval) = data.eval.as_ref().filter(|_| !rows.is_empty()) {
+            run.draw_top_losses(eval.dataset().as_ref(), &rows, &class_names)?;
+        }
+        let status = format!("running: epoch {} of {} done", epoch + 1, config.epochs);
+        run.write_report(&logged_config, &history, &class_names, &status, true)?;
         if stopping.should_stop() && epoch + 1 < config.epochs {
             progress.println(&format!(
                 "early stop: {:?} has not improved for {} epochs (best at epoch {})",
@@ -329,6 +338,14 @@ pub fn fit(
     let best_is_last =
         stopped != StopReason::Interrupted && best_epoch == history.last().map(|r| r.epoch);
     run.export_weights(model, best_is_last)?;
+    let status = match stopped {
+        StopReason::Completed => "finished".to_string(),
+        StopReason::EarlyStopped => "stopped early (no improvement)".to_string(),
+        StopReason::Interrupted => "interrupted (resume with --resume)".to_string(),
+    };
+    if !history.is_empty() {
+        run.write_report(&logged_config, &history, &class_names, &status, false)?;
+    }
     Ok(FitSummary {
         history,
         best_epoch,
@@ -502,7 +519,9 @@ impl EpochRun<'_> {
 
     /// The test metrics when this epoch is evaluated (every `eval_every`
     /// epochs and the last), from cached features when the prefix is frozen.
-    fn evaluate(&self, stage: &mut Stage, cache: &FeatureCache) -> Result<Option<Metrics>> {
+    /// Also returns each test image's dataset index and probabilities, for
+    /// the report's top-loss grid.
+    fn evaluate(&self, stage: &mut Stage, cache: &FeatureCache) -> Result<Option<Evaluated>> {
         let (model, config) = (self.model, self.config);
         let due = config.eval_every > 0
             && ((self.epoch + 1).is_multiple_of(config.eval_every)
@@ -521,8 +540,23 @@ impl EpochRun<'_> {
                 cut: Cut::Input,
             },
         };
-        Ok(Some(evaluate_source(model, &source, self.progress, None)?))
+        let mut rows = Vec::new();
+        let classes = model.config().num_classes;
+        let mut keep = |indices: &[usize], probs: &[f32]| {
+            for (i, &index) in indices.iter().enumerate() {
+                rows.push((index, probs[i * classes..(i + 1) * classes].to_vec()));
+            }
+            Ok(())
+        };
+        let metrics = evaluate_source(model, &source, self.progress, Some(&mut keep))?;
+        Ok(Some(Evaluated { metrics, rows }))
     }
+}
+
+/// An evaluation's metrics and per-image probabilities (dataset index, softmax).
+struct Evaluated {
+    metrics: Metrics,
+    rows: Vec<(usize, Vec<f32>)>,
 }
 
 /// The run state a checkpoint records.

@@ -61,6 +61,7 @@ mod feature_cache;
 mod features;
 mod fit;
 mod freeze;
+mod html;
 mod log;
 mod lr_find;
 mod metrics;
@@ -79,6 +80,7 @@ pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, evaluate_with};
 pub use fit::{fit, FitConfig, FitData, FitSummary, StopReason};
 pub use freeze::{FreezePolicy, Unfreeze};
+pub use html::REPORT_SECTIONS;
 pub use log::{read_log, EpochRecord, LogRecord, RunLog};
 pub use lr_find::{lr_find, LrFindConfig, LrFindStop, LrFinding};
 pub use metrics::{ClassScores, ConfusionMatrix, Metrics, MetricsAccumulator};
@@ -91,7 +93,7 @@ pub use report::{confusion_table, predictions_csv, report, top_losses, TopLoss};
 pub use run_dir::{
     InputsCheck, ResumePoint, RunDir, RunInputs, RunLock, RunSetup, RunState, ARGS_FILE,
     BEST_WEIGHTS, CONFUSION_PNG, HISTORY_PNG, INPUTS_FILE, LAST_WEIGHTS, LOG_FILE, PREPROCESS_FILE,
-    RESUME_POINTER, STATE_FORMAT_VERSION,
+    REPORT_HTML, RESUME_POINTER, STATE_FORMAT_VERSION, TOP_LOSSES_PNG,
 };
 pub use schedule::{LrSchedule, Schedule, Warmup, WarmupUnit};
 pub use step::check_finite_loss;

@@ -534,3 +534,99 @@ fn best_safetensors_holds_the_best_epoch_and_last_the_final_one() {
         assert_eq!(max_abs_diff(a, &b), 0.0, "last {name}");
     }
 }
+
+/// Debian's chromium, or `None` when it is not installed and the browser
+/// tests were not asked for (`FINETUNE_BROWSER_TESTS=1`, which CI sets after
+/// installing it, makes a missing browser a failure).
+fn chromium() -> Option<std::path::PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("FINETUNE_BROWSER_TESTS").is_none(),
+            "FINETUNE_BROWSER_TESTS is set but no chromium is installed"
+        );
+        eprintln!("note: no chromium installed: the report page is not opened in a browser");
+    }
+    found
+}
+
+#[test]
+fn the_report_page_opens_in_a_headless_browser_with_every_section() {
+    let fx = fixture();
+    let mut m = model(&fx);
+    let data = FitData {
+        train: loader(&fx, true),
+        eval: Some(loader(&fx, false)),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = FitConfig {
+        eval_every: 1,
+        ..config(FreezePolicy::Blocks(1), 2)
+    };
+    run(&mut m, &data, &config, dir.path());
+    let report = dir.path().join(finetune_train::REPORT_HTML);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(dir.path().join(finetune_train::TOP_LOSSES_PNG).is_file());
+    // Three pictures inlined, nothing fetched, and no reload once finished.
+    assert_eq!(
+        html.matches("src=\"data:image/png;base64,").count(),
+        3,
+        "{html}"
+    );
+    assert!(!html.contains("src=\"http") && !html.contains("http-equiv=\"refresh\""));
+    assert!(html.contains("finished"));
+
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let screenshot = dir.path().join("shot.png");
+    let output = std::process::Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--enable-logging=stderr")
+        .arg("--virtual-time-budget=2000")
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg("--window-size=1100,3000")
+        .arg(format!("file://{}", report.display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(
+        !log.contains("CONSOLE") && !log.contains("Uncaught"),
+        "{log}"
+    );
+    let shot = image::open(&screenshot).unwrap().into_rgb8();
+    let colours: std::collections::HashSet<[u8; 3]> = shot.pixels().map(|p| p.0).collect();
+    assert!(colours.len() > 50, "the page renders pictures, not a blank");
+
+    let dom = std::process::Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", report.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for id in finetune_train::REPORT_SECTIONS {
+        assert!(
+            dom.contains(&format!("id=\"{id}\"")),
+            "section {id} missing:\n{dom}"
+        );
+    }
+    assert_eq!(dom.matches("<img").count(), 3);
+}

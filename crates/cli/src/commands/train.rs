@@ -15,7 +15,7 @@ use finetune_train::{
     fit, AdamWConfig, FitConfig, FitData, FreezePolicy, InputsCheck, LrSchedule, Monitor,
     OptimizerConfig, OptimizerKind, RunDir, RunInputs, RunSetup, Schedule, SgdConfig, StopReason,
     Unfreeze, Warmup, WarmupUnit, ARGS_FILE, BEST_WEIGHTS, CONFUSION_PNG, HISTORY_PNG, INPUTS_FILE,
-    LAST_WEIGHTS, LOG_FILE,
+    LAST_WEIGHTS, LOG_FILE, REPORT_HTML,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,12 +44,14 @@ by seed), or root/train/<class>/... with root/test/ (or root/val/).
 replaced by a new one.
 
 The run directory (--out) must be new or empty (--overwrite replaces a run
-in it); it is locked while the run trains. It ends up with last.safetensors and best.safetensors
-(torchvision names: PyTorch loads them with vgg16(num_classes=N)), log.jsonl
-(the configuration, then one JSON record per epoch), history.png,
-confusion.png, and a checkpoint to resume from. Ctrl-C finishes the current
-batch, saves, and tells you how to resume; `--resume RUN_DIR` continues
-exactly where the run stopped, refusing weights or data that changed since.
+in it); it is locked while the run trains. It ends up with last.safetensors
+and best.safetensors (torchvision names: PyTorch loads them with
+vgg16(num_classes=N)), report.html (everything on one page, refreshed each
+epoch), log.jsonl (the configuration, then one JSON record per epoch),
+history.png, confusion.png, top-losses.png, and a checkpoint to resume from.
+Ctrl-C finishes the current batch, saves, and tells you how to resume;
+`--resume RUN_DIR` continues exactly where the run stopped, refusing weights
+or data that changed since.
 
 Only the head: --train head --no-augment trains in seconds per epoch on a CPU,
 because the frozen network's features are computed once and reused.";
@@ -621,7 +623,7 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
                 );
             }
             println!(
-                "results in {out_str}: {BEST_WEIGHTS}, {LAST_WEIGHTS}, {LOG_FILE}, {HISTORY_PNG}, {CONFUSION_PNG}"
+                "results in {out_str}: {REPORT_HTML} (open it in a browser), {BEST_WEIGHTS}, {LAST_WEIGHTS}, {LOG_FILE}, {HISTORY_PNG}, {CONFUSION_PNG}"
             );
             println!(
                 "evaluate with: finetune eval --data {} --weights {}",

@@ -8,6 +8,8 @@
 //! | `preprocess.json` | when a run starts or resumes: [`RunSetup`] | evaluation and prediction |
 //! | `log.jsonl` | a configuration line at the start, one line per epoch ([`RunLog`]) | resuming (the history), people |
 //! | `history.png`, `confusion.png` | after each epoch | people |
+//! | `top-losses.png` | after each evaluated epoch: the 16 test images with the highest loss | people |
+//! | `report.html` | after each epoch and at the end: everything above on one self-contained page | people |
 //! | `checkpoint-NNNNNNNN/` | after each epoch and on interruption: the trained layers, the best epoch's, the optimiser, `state.json` | resuming |
 //! | `resume.json` | once a checkpoint is complete: which one is current | resuming |
 //! | `last.safetensors`, `best.safetensors` | when the run ends, stops early or is interrupted | everyone (torchvision names) |
@@ -54,6 +56,10 @@ pub const BEST_WEIGHTS: &str = "best.safetensors";
 pub const HISTORY_PNG: &str = "history.png";
 /// The confusion matrix of the latest epoch.
 pub const CONFUSION_PNG: &str = "confusion.png";
+/// The test images with the highest loss, after each evaluated epoch.
+pub const TOP_LOSSES_PNG: &str = "top-losses.png";
+/// The run's report page, refreshed after each epoch.
+pub const REPORT_HTML: &str = "report.html";
 /// Names the current checkpoint directory.
 pub const RESUME_POINTER: &str = "resume.json";
 /// What the run started from: [`RunInputs`].
@@ -356,6 +362,75 @@ impl RunDir {
         read_json(&path).map(Some)
     }
 
+    /// Draws [`TOP_LOSSES_PNG`]: the images of `eval` with the highest loss
+    /// among `rows` (dataset index, probabilities).
+    pub(crate) fn draw_top_losses(
+        &self,
+        eval: &dyn finetune_data::Dataset,
+        rows: &[(usize, Vec<f32>)],
+        class_names: &[String],
+    ) -> Result<()> {
+        let labels: Vec<_> = rows.iter().map(|(i, _)| eval.label(*i)).collect();
+        let worst = crate::top_losses(rows, &labels, 16);
+        let (h, w) = eval.image_dims();
+        let name = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
+        let mut tiles = Vec::with_capacity(worst.len());
+        for t in &worst {
+            let mut rgb = vec![0u8; 3 * h * w];
+            eval.read_image(t.index, &mut rgb)?;
+            tiles.push(crate::GridTile {
+                rgb,
+                dims: (h, w),
+                caption: format!(
+                    "{} / {} {:.2}",
+                    name(t.predicted),
+                    name(t.label as usize),
+                    t.probability
+                ),
+            });
+        }
+        if tiles.is_empty() {
+            return Ok(());
+        }
+        let columns = (tiles.len() as f64).sqrt().ceil() as usize;
+        crate::plot_image_grid(&self.file(TOP_LOSSES_PNG), &tiles, columns)
+    }
+
+    /// Writes [`REPORT_HTML`] from the run so far and the pictures in the
+    /// directory; `running` makes the page reload itself every 30 s.
+    pub(crate) fn write_report(
+        &self,
+        config: &serde_json::Value,
+        history: &[EpochRecord],
+        class_names: &[String],
+        status: &str,
+        running: bool,
+    ) -> Result<()> {
+        let read = |name: &str| std::fs::read(self.file(name)).ok();
+        let (curves, confusion, worst) =
+            (read(HISTORY_PNG), read(CONFUSION_PNG), read(TOP_LOSSES_PNG));
+        let title = self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let page = crate::html::Page {
+            title: &title,
+            status,
+            refresh: running,
+            config,
+            history,
+            class_names,
+            history_png: curves.as_deref(),
+            confusion_png: confusion.as_deref(),
+            top_losses_png: worst.as_deref(),
+        };
+        let html = crate::html::render(&page);
+        Ok(finetune_files::atomic::write_file_atomic(
+            &self.file(REPORT_HTML),
+            html.as_bytes(),
+        )?)
+    }
+
     /// The latest complete checkpoint, or `None` when the run has not written
     /// one yet. A checkpoint missing one of its files is an error naming it.
     pub fn resume_point(&self) -> Result<Option<ResumePoint>> {
@@ -517,6 +592,8 @@ impl RunLock {
             BEST_WEIGHTS,
             HISTORY_PNG,
             CONFUSION_PNG,
+            TOP_LOSSES_PNG,
+            REPORT_HTML,
             RESUME_POINTER,
             INPUTS_FILE,
         ] {
