@@ -300,6 +300,8 @@ fn a_used_run_directory_is_never_overwritten_silently() {
         &["--image-size", "31"],
         &["--image-size", "100000"],
         &["--batch-size", "0"],
+        &["--num-classes", "3"],
+        &["--optimizer", "adamw", "--momentum", "1.5"],
     ] {
         let output = train(&s, &[bad, &["--overwrite", "--quiet"]].concat());
         let all = text(&output);

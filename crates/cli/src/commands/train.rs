@@ -498,6 +498,14 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
         test_fraction: args.test_fraction,
     };
 
+    if num_classes != setup.class_names.len() {
+        bail!(
+            "--num-classes {num_classes}: the data in {} has {} classes, and the new head needs one output per class",
+            data_dir.display(),
+            setup.class_names.len()
+        );
+    }
+
     // The model: from the resume checkpoint, or the given weights.
     let vgg_config = args.vgg_config(num_classes);
     config.validate(&vgg_config)?;
@@ -546,7 +554,8 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
         }
         None => {
             if !held.contents()?.is_empty() {
-                // --overwrite (checked above): the old run's files go.
+                // Again under the lock: something may have arrived since.
+                refuse_a_used_out(&held, args.overwrite)?;
                 let left = held.clear()?;
                 if !left.is_empty() && !args.quiet {
                     eprintln!(
