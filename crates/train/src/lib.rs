@@ -7,8 +7,9 @@
 //!   constant, its output cached when every epoch sees the same images;
 //! - how: [`Sgd`] and [`AdamW`] with PyTorch's exact formulas and
 //!   [`ParamGroup`]s, the learning rate over time ([`LrSchedule`]);
-//! - what it measured: [`MetricsAccumulator`], [`evaluate`], [`EarlyStopping`],
-//!   as text ([`report`], [`predictions_csv`]);
+//! - what it measured: [`MetricsAccumulator`], [`evaluate`] (optionally over
+//!   [`Tta`] views), [`EarlyStopping`], as text ([`report`], [`predictions_csv`],
+//!   [`top_losses`]); before a run, [`lr_find`];
 //! - what it leaves: the run directory ([`RunDir`]: weights, log, pictures,
 //!   checkpoints to resume from exactly, what `eval` and `predict` read back).
 //!
@@ -16,7 +17,9 @@
 //! images or cached features, `features.rs`, `feature_cache.rs`), one
 //! `step.rs` per batch shared with `evaluate.rs`; `early_stopping.rs`,
 //! `run_dir/`, `optim/`, `schedule.rs`, `freeze.rs`, `metrics.rs`, `log.rs`,
-//! `plot.rs` and `progress.rs` one concern each.
+//! `plot.rs`, `html.rs` (the report page), `lr_find.rs` (the learning-rate
+//! range test), `tta.rs` (test-time augmentation) and `progress.rs` one
+//! concern each.
 //!
 //! ```
 //! use std::sync::atomic::AtomicBool;
