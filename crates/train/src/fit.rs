@@ -247,6 +247,9 @@ pub fn fit(
         )
     };
     let mut stopped = StopReason::Completed;
+    // The latest evaluation's per-image probabilities, and when the report
+    // page was last written.
+    let (mut latest_rows, mut last_report) = (Vec::new(), None::<Instant>);
 
     for epoch in start_epoch..config.epochs {
         let policy = config.policy_at(epoch);
@@ -311,11 +314,22 @@ pub fn fit(
         let state = snapshot(epoch + 1, 0, global_step, &stopping, &stage);
         run.save_checkpoint(model, &state, &*stage.optimizer, improved)?;
         run.draw(&history, &confusion, &class_names)?;
-        if let Some(eval) = data.eval.as_ref().filter(|_| !rows.is_empty()) {
-            run.draw_top_losses(eval.dataset().as_ref(), &rows, &class_names)?;
+        if !rows.is_empty() {
+            latest_rows = rows;
         }
-        let status = format!("running: epoch {} of {} done", epoch + 1, config.epochs);
-        run.write_report(&logged_config, &history, &class_names, &status, true)?;
+        // At most once a second: epochs over cached features take
+        // milliseconds, and the page is for people.
+        if last_report.is_none_or(|t| t.elapsed() >= REPORT_INTERVAL) {
+            let status = format!("running: epoch {} of {} done", epoch + 1, config.epochs);
+            let page = ReportPage {
+                config: &logged_config,
+                history: &history,
+                class_names: &class_names,
+                rows: &latest_rows,
+            };
+            page.write(run, data, &status, true)?;
+            last_report = Some(Instant::now());
+        }
         if stopping.should_stop() && epoch + 1 < config.epochs {
             progress.println(&format!(
                 "early stop: {:?} has not improved for {} epochs (best at epoch {})",
@@ -344,7 +358,13 @@ pub fn fit(
         StopReason::Interrupted => "interrupted (resume with --resume)".to_string(),
     };
     if !history.is_empty() {
-        run.write_report(&logged_config, &history, &class_names, &status, false)?;
+        let page = ReportPage {
+            config: &logged_config,
+            history: &history,
+            class_names: &class_names,
+            rows: &latest_rows,
+        };
+        page.write(run, data, &status, false)?;
     }
     Ok(FitSummary {
         history,
@@ -550,6 +570,29 @@ impl EpochRun<'_> {
         };
         let metrics = evaluate_source(model, &source, self.progress, Some(&mut keep))?;
         Ok(Some(Evaluated { metrics, rows }))
+    }
+}
+
+/// Shortest time between two rewrites of the report page during a run.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the report page shows of a run so far.
+struct ReportPage<'a> {
+    config: &'a serde_json::Value,
+    history: &'a [EpochRecord],
+    class_names: &'a [String],
+    /// The latest evaluation's (dataset index, probabilities), if any.
+    rows: &'a [(usize, Vec<f32>)],
+}
+
+impl ReportPage<'_> {
+    /// Draws the top-loss grid from the latest evaluation, then writes the
+    /// page (reloading itself while `running`).
+    fn write(&self, run: &RunLock, data: &FitData, status: &str, running: bool) -> Result<()> {
+        if let Some(eval) = data.eval.as_ref().filter(|_| !self.rows.is_empty()) {
+            run.draw_top_losses(eval.dataset().as_ref(), self.rows, self.class_names)?;
+        }
+        run.write_report(self.config, self.history, self.class_names, status, running)
     }
 }
 
