@@ -24,7 +24,7 @@ enum Command {
     /// A learning rate to train with: the learning-rate range test.
     #[command(name = "lr-find", long_about = commands::lr_find::ABOUT)]
     LrFind(Box<commands::lr_find::LrFindArgs>),
-    /// Accuracy, per-class accuracy and confusion matrix of fine-tuned weights.
+    /// Accuracy, per-class scores, confusion matrix and worst images of fine-tuned weights.
     #[command(long_about = commands::eval::ABOUT)]
     Eval(commands::eval::EvalArgs),
     /// The most likely classes of image files, with probabilities.

@@ -1,4 +1,4 @@
-//! `finetune eval`: accuracy, per-class accuracy and the confusion matrix of
+//! `finetune eval`: accuracy, per-class scores and the confusion matrix of
 //! fine-tuned weights on a split, optionally every image's probabilities.
 
 use std::path::PathBuf;
@@ -17,8 +17,10 @@ use super::{bounded, check_batch_fits, load_model, open_split, ModelFlags, TtaKi
 pub const ABOUT: &str = "\
 Evaluate fine-tuned weights on a split of STL10 or an image folder.
 
-Prints the loss, top-1 and top-5 accuracy, the accuracy of each class, and the
-confusion matrix (rows: true class, columns: predicted class). Images are
+Prints the loss, top-1 and top-5 accuracy, each class's recall (its
+accuracy), precision, F1 and support with their macro and weighted averages
+(scikit-learn's classification_report), and the confusion matrix (rows: true
+class, columns: predicted class). Images are
 prepared as in training, without augmentation: when the weights sit in a run
 directory of `finetune train` (e.g. RUN/best.safetensors), its preprocess.json
 gives the architecture, the network's shape, image size and normalisation, and
@@ -31,7 +33,9 @@ them first). --data takes the same folders as `finetune train --data`.
 
 --predictions FILE.csv writes one row per image, in data set order, after a
 header: index,label,predicted (0-based class numbers), then one probability
-column per class, named by the class.
+column per class, named by the class. --top-losses FILE.png draws the images
+the network got most wrong. --tta averages over the image and its mirror
+(--tta=crops: ten views), and says so.
 
 Example:
   finetune eval --data ~/.cache/finetune/stl10 --weights runs/stl10-vgg16/best.safetensors \\
