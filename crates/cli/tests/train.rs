@@ -48,6 +48,11 @@ fn setup() -> Setup {
 }
 
 fn train(s: &Setup, extra: &[&str]) -> Output {
+    train_into(s, &s.out, extra).output().unwrap()
+}
+
+/// `finetune train` on the setup's data and narrow weights into `out`.
+fn train_into(s: &Setup, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = finetune();
     cmd.arg("train")
         .arg("--data")
@@ -55,7 +60,7 @@ fn train(s: &Setup, extra: &[&str]) -> Output {
         .arg("--weights")
         .arg(&s.weights)
         .arg("--out")
-        .arg(&s.out)
+        .arg(out)
         .args([
             "--width-divisor",
             "16",
@@ -69,7 +74,7 @@ fn train(s: &Setup, extra: &[&str]) -> Output {
             "cpu",
         ])
         .args(extra);
-    cmd.output().unwrap()
+    cmd
 }
 
 fn text(output: &Output) -> String {
@@ -199,30 +204,8 @@ fn the_same_seed_gives_the_same_weights_whatever_the_thread_count() {
     let mut files = Vec::new();
     for threads in ["1", "2"] {
         let out = s.out.with_file_name(format!("run-{threads}"));
-        let output = finetune()
+        let output = train_into(&s, &out, &["--epochs", "1", "--eval-every", "0", "--quiet"])
             .env("RAYON_NUM_THREADS", threads)
-            .arg("train")
-            .arg("--data")
-            .arg(&s.data)
-            .arg("--weights")
-            .arg(&s.weights)
-            .arg("--out")
-            .arg(&out)
-            .args([
-                "--width-divisor",
-                "16",
-                "--classifier-hidden",
-                "32",
-                "--batch-size",
-                "8",
-                "--epochs",
-                "1",
-                "--eval-every",
-                "0",
-                "--device",
-                "cpu",
-                "--quiet",
-            ])
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", text(&output));
@@ -542,27 +525,7 @@ fn kill_9_at_any_moment_then_resume_ends_with_the_uninterrupted_weights() {
     // checkpoint writes and the final export, wherever they fall.
     for (attempt, delay_ms) in [0u64, 7, 23, 61].into_iter().enumerate() {
         let out = s.out.with_file_name(format!("killed-{attempt}"));
-        let mut child = finetune()
-            .arg("train")
-            .arg("--data")
-            .arg(&s.data)
-            .arg("--weights")
-            .arg(&s.weights)
-            .arg("--out")
-            .arg(&out)
-            .args([
-                "--width-divisor",
-                "16",
-                "--classifier-hidden",
-                "32",
-                "--batch-size",
-                "8",
-                "--eval-batch-size",
-                "16",
-                "--device",
-                "cpu",
-            ])
-            .args(flags)
+        let mut child = train_into(&s, &out, &flags)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

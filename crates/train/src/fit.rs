@@ -250,6 +250,10 @@ pub fn fit(
     // The latest evaluation's per-image probabilities, and when the report
     // page was last written.
     let (mut latest_rows, mut last_report) = (Vec::new(), None::<Instant>);
+    let page = ReportPage {
+        config: &logged_config,
+        class_names: &class_names,
+    };
 
     for epoch in start_epoch..config.epochs {
         let policy = config.policy_at(epoch);
@@ -321,13 +325,7 @@ pub fn fit(
         // milliseconds, and the page is for people.
         if last_report.is_none_or(|t| t.elapsed() >= REPORT_INTERVAL) {
             let status = format!("running: epoch {} of {} done", epoch + 1, config.epochs);
-            let page = ReportPage {
-                config: &logged_config,
-                history: &history,
-                class_names: &class_names,
-                rows: &latest_rows,
-            };
-            page.write(run, data, &status, true)?;
+            page.write(run, data, (&history, &latest_rows), &status, true)?;
             last_report = Some(Instant::now());
         }
         if stopping.should_stop() && epoch + 1 < config.epochs {
@@ -358,13 +356,7 @@ pub fn fit(
         StopReason::Interrupted => "interrupted (resume with --resume)".to_string(),
     };
     if !history.is_empty() {
-        let page = ReportPage {
-            config: &logged_config,
-            history: &history,
-            class_names: &class_names,
-            rows: &latest_rows,
-        };
-        page.write(run, data, &status, false)?;
+        page.write(run, data, (&history, &latest_rows), &status, false)?;
     }
     Ok(FitSummary {
         history,
@@ -576,23 +568,28 @@ impl EpochRun<'_> {
 /// Shortest time between two rewrites of the report page during a run.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What the report page shows of a run so far.
+/// What the report page shows of every run: its configuration and classes.
 struct ReportPage<'a> {
     config: &'a serde_json::Value,
-    history: &'a [EpochRecord],
     class_names: &'a [String],
-    /// The latest evaluation's (dataset index, probabilities), if any.
-    rows: &'a [(usize, Vec<f32>)],
 }
 
 impl ReportPage<'_> {
-    /// Draws the top-loss grid from the latest evaluation, then writes the
-    /// page (reloading itself while `running`).
-    fn write(&self, run: &RunLock, data: &FitData, status: &str, running: bool) -> Result<()> {
-        if let Some(eval) = data.eval.as_ref().filter(|_| !self.rows.is_empty()) {
-            run.draw_top_losses(eval.dataset().as_ref(), self.rows, self.class_names)?;
+    /// Draws the top-loss grid from the latest evaluation's (dataset index,
+    /// probabilities), when there is one, then writes the page with the
+    /// epochs so far (reloading itself while `running`).
+    fn write(
+        &self,
+        run: &RunLock,
+        data: &FitData,
+        (history, rows): (&[EpochRecord], &[(usize, Vec<f32>)]),
+        status: &str,
+        running: bool,
+    ) -> Result<()> {
+        if let Some(eval) = data.eval.as_ref().filter(|_| !rows.is_empty()) {
+            run.draw_top_losses(eval.dataset().as_ref(), rows, self.class_names)?;
         }
-        run.write_report(self.config, self.history, self.class_names, status, running)
+        run.write_report(self.config, history, self.class_names, status, running)
     }
 }
 

@@ -91,7 +91,9 @@ pub use optim::{
     AdamW, AdamWConfig, Optimizer, OptimizerConfig, OptimizerKind, OptimizerState, ParamGroup, Sgd,
     SgdConfig,
 };
-pub use plot::{plot_confusion, plot_history, plot_image_grid, plot_lr_find, GridTile};
+pub use plot::{
+    plot_confusion, plot_history, plot_image_grid, plot_lr_find, plot_top_losses, GridTile,
+};
 pub use report::{confusion_table, predictions_csv, report, top_losses, TopLoss};
 pub use run_dir::{
     InputsCheck, ResumePoint, RunDir, RunInputs, RunLock, RunSetup, RunState, ARGS_FILE,

@@ -277,6 +277,45 @@ pub struct GridTile {
     pub caption: String,
 }
 
+/// Draws the `n` images of `dataset` with the highest loss among `rows`
+/// (dataset index, probabilities) as a grid (fastai's `plot_top_losses`),
+/// each captioned `predicted / actual probability`, and returns how many it
+/// drew (none, and no file, when `rows` is empty).
+pub fn plot_top_losses(
+    path: &Path,
+    dataset: &dyn finetune_data::Dataset,
+    rows: &[(usize, Vec<f32>)],
+    class_names: &[String],
+    n: usize,
+) -> Result<usize> {
+    let labels: Vec<_> = rows.iter().map(|(i, _)| dataset.label(*i)).collect();
+    let worst = crate::top_losses(rows, &labels, n);
+    let (h, w) = dataset.image_dims();
+    let name = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let mut tiles = Vec::with_capacity(worst.len());
+    for t in &worst {
+        let mut rgb = vec![0u8; 3 * h * w];
+        dataset.read_image(t.index, &mut rgb)?;
+        let caption = format!(
+            "{} / {} {:.2}",
+            name(t.predicted),
+            name(t.label as usize),
+            t.probability
+        );
+        tiles.push(GridTile {
+            rgb,
+            dims: (h, w),
+            caption,
+        });
+    }
+    if tiles.is_empty() {
+        return Ok(0);
+    }
+    let columns = (tiles.len() as f64).sqrt().ceil() as usize;
+    plot_image_grid(path, &tiles, columns)?;
+    Ok(tiles.len())
+}
+
 /// Pixels a grid picture is at least drawn at: smaller images are enlarged
 /// by a whole factor (nearest neighbour), so a 32x32 input is still visible.
 const MIN_TILE_SIDE: usize = 64;

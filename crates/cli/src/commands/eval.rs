@@ -8,9 +8,7 @@ use clap::Args;
 use finetune_data::{DataOptions, Label, LoaderConfig, Pipeline, PrefetchLoader, Split};
 use finetune_files::atomic::write_file_atomic;
 use finetune_model::select_device;
-use finetune_train::{
-    evaluate_with, plot_image_grid, predictions_csv, report, top_losses, GridTile, Tta,
-};
+use finetune_train::{evaluate_with, plot_top_losses, predictions_csv, report, Tta};
 
 use super::{bounded, check_batch_fits, load_model, open_split, ModelFlags, TtaKind};
 
@@ -152,29 +150,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
     rows.sort_by_key(|(index, _)| *index);
     let labels: Vec<Label> = rows.iter().map(|(i, _)| dataset.label(*i)).collect();
     if let Some(path) = &args.top_losses {
-        let worst = top_losses(&rows, &labels, args.top_losses_count);
-        let (h, w) = dataset.image_dims();
-        let mut tiles = Vec::with_capacity(worst.len());
-        for t in &worst {
-            let mut rgb = vec![0u8; 3 * h * w];
-            dataset.read_image(t.index, &mut rgb)?;
-            let name = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
-            tiles.push(GridTile {
-                rgb,
-                dims: (h, w),
-                caption: format!(
-                    "{} / {} {:.2}",
-                    name(t.predicted),
-                    name(t.label as usize),
-                    t.probability
-                ),
-            });
-        }
-        let columns = (tiles.len() as f64).sqrt().ceil() as usize;
-        plot_image_grid(path, &tiles, columns)?;
+        let drawn = plot_top_losses(
+            path,
+            dataset.as_ref(),
+            &rows,
+            &class_names,
+            args.top_losses_count,
+        )?;
         println!(
-            "the {} images with the highest loss (predicted / actual probability) in {}",
-            tiles.len(),
+            "the {drawn} images with the highest loss (predicted / actual probability) in {}",
             path.display()
         );
     }

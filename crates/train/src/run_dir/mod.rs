@@ -370,30 +370,8 @@ impl RunDir {
         rows: &[(usize, Vec<f32>)],
         class_names: &[String],
     ) -> Result<()> {
-        let labels: Vec<_> = rows.iter().map(|(i, _)| eval.label(*i)).collect();
-        let worst = crate::top_losses(rows, &labels, 16);
-        let (h, w) = eval.image_dims();
-        let name = |c: usize| class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
-        let mut tiles = Vec::with_capacity(worst.len());
-        for t in &worst {
-            let mut rgb = vec![0u8; 3 * h * w];
-            eval.read_image(t.index, &mut rgb)?;
-            tiles.push(crate::GridTile {
-                rgb,
-                dims: (h, w),
-                caption: format!(
-                    "{} / {} {:.2}",
-                    name(t.predicted),
-                    name(t.label as usize),
-                    t.probability
-                ),
-            });
-        }
-        if tiles.is_empty() {
-            return Ok(());
-        }
-        let columns = (tiles.len() as f64).sqrt().ceil() as usize;
-        crate::plot_image_grid(&self.file(TOP_LOSSES_PNG), &tiles, columns)
+        crate::plot_top_losses(&self.file(TOP_LOSSES_PNG), eval, rows, class_names, 16)?;
+        Ok(())
     }
 
     /// Writes [`REPORT_HTML`] from the run so far and the pictures in the
