@@ -14,12 +14,17 @@ fn finetune() -> Command {
 
 /// A narrow VGG16 (widths / 16, hidden 32) with an ImageNet-sized head, as a
 /// pretrained file would have.
-fn narrow_weights(dir: &Path) -> PathBuf {
-    let config = VggConfig {
+fn narrow_config() -> VggConfig {
+    VggConfig {
         width_divisor: 16,
         classifier_hidden: 32,
         ..VggConfig::vgg16(1000)
-    };
+    }
+}
+
+/// Random weights of [`narrow_config`] in `dir`.
+fn narrow_weights(dir: &Path) -> PathBuf {
+    let config = narrow_config();
     let path = dir.join("narrow.safetensors");
     Vgg::new_random(config, 1, &Device::Cpu)
         .unwrap()
@@ -363,11 +368,7 @@ fn resume_refuses_other_flags_and_changed_weights_and_recovers_a_torn_log() {
 
     // Other weights under the same name: refused, naming the file.
     let original = std::fs::read(&s.weights).unwrap();
-    let config = VggConfig {
-        width_divisor: 16,
-        classifier_hidden: 32,
-        ..VggConfig::vgg16(1000)
-    };
+    let config = narrow_config();
     Vgg::new_random(config, 2, &Device::Cpu)
         .unwrap()
         .save_safetensors(&s.weights)
@@ -457,11 +458,7 @@ fn an_image_folder_checks_out_fold_and_test_fraction_before_training() {
 #[test]
 fn weights_with_nan_are_refused_before_the_run_directory_exists() {
     let s = setup();
-    let config = VggConfig {
-        width_divisor: 16,
-        classifier_hidden: 32,
-        ..VggConfig::vgg16(1000)
-    };
+    let config = narrow_config();
     let mut named = Vgg::new_random(config, 1, &Device::Cpu)
         .unwrap()
         .to_named_tensors();
@@ -566,32 +563,30 @@ fn lr_find_draws_the_range_test_and_suggests_a_rate_without_touching_the_weights
     let s = setup();
     let plot = s.data.join("lr.png");
     let before = std::fs::read(&s.weights).unwrap();
-    let output = finetune()
-        .arg("lr-find")
-        .arg("--data")
-        .arg(&s.data)
-        .arg("--weights")
-        .arg(&s.weights)
-        .arg("--plot")
-        .arg(&plot)
-        .args([
-            "--width-divisor",
-            "16",
-            "--classifier-hidden",
-            "32",
-            "--batch-size",
-            "8",
-            "--device",
-            "cpu",
-            "--train",
-            "head",
-            "--no-augment",
-            "--steps",
-            "40",
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
+    let lr_find = |extra: &[&str]| {
+        finetune()
+            .arg("lr-find")
+            .arg("--data")
+            .arg(&s.data)
+            .arg("--weights")
+            .arg(&s.weights)
+            .arg("--plot")
+            .arg(&plot)
+            .args(["--width-divisor", "16", "--classifier-hidden", "32"])
+            .args(["--device", "cpu", "--quiet"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = lr_find(&[
+        "--batch-size",
+        "8",
+        "--train",
+        "head",
+        "--no-augment",
+        "--steps",
+        "40",
+    ]);
     let all = text(&output);
     assert!(output.status.success(), "{all}");
     assert!(all.contains("suggested: --lr"), "{all}");
@@ -606,11 +601,7 @@ fn lr_find_draws_the_range_test_and_suggests_a_rate_without_touching_the_weights
     assert!(!s.out.exists(), "no run directory");
 
     // Weights so large that the loss is not finite from the first step.
-    let config = VggConfig {
-        width_divisor: 16,
-        classifier_hidden: 32,
-        ..VggConfig::vgg16(1000)
-    };
+    let config = narrow_config();
     let mut named = Vgg::new_random(config, 1, &Device::Cpu)
         .unwrap()
         .to_named_tensors();
@@ -621,25 +612,7 @@ fn lr_find_draws_the_range_test_and_suggests_a_rate_without_touching_the_weights
     }
     finetune_model::write_safetensors(&s.weights, &named, None).unwrap();
     std::fs::remove_file(&plot).unwrap();
-    let output = finetune()
-        .arg("lr-find")
-        .arg("--data")
-        .arg(&s.data)
-        .arg("--weights")
-        .arg(&s.weights)
-        .arg("--plot")
-        .arg(&plot)
-        .args([
-            "--width-divisor",
-            "16",
-            "--classifier-hidden",
-            "32",
-            "--device",
-            "cpu",
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
+    let output = lr_find(&[]);
     let all = text(&output);
     assert!(!output.status.success(), "{all}");
     assert!(

@@ -41,24 +41,22 @@ fn evaluate_views(
     let bar = progress.images("evaluating", source.num_samples());
     let mut seen = 0;
     source.for_each(model, 0, 0, |batch| {
-        if *tta != Tta::None && cut == finetune_model::Cut::Input {
+        // The batch's probabilities, when they are computed anyway or wanted.
+        let probs = if *tta != Tta::None && cut == finetune_model::Cut::Input {
             let probs = tta.probabilities(model, &batch.input)?;
             let (logits, loss) = as_logits(&probs, &batch.labels)?;
             metrics.update(&logits, &batch.labels, loss)?;
-            if let Some(on_batch) = on_batch.as_mut() {
-                on_batch(&batch.indices, &probs.flatten_all()?.to_vec1::<f32>()?)?;
-            }
-            seen += batch.labels.len();
-            bar.update(seen, seen, batch.waited);
-            return Ok(Next::Continue);
-        }
-        let output = forward_loss(model, &batch.input, cut, &batch.labels, &Mode::Eval)?;
-        output.record(&mut metrics, &batch.labels)?;
-        if let Some(on_batch) = on_batch.as_mut() {
-            let probs: Vec<f32> = candle_nn::ops::softmax_last_dim(&output.logits)?
-                .flatten_all()?
-                .to_vec1()?;
-            on_batch(&batch.indices, &probs)?;
+            Some(probs)
+        } else {
+            let output = forward_loss(model, &batch.input, cut, &batch.labels, &Mode::Eval)?;
+            output.record(&mut metrics, &batch.labels)?;
+            on_batch
+                .is_some()
+                .then(|| candle_nn::ops::softmax_last_dim(&output.logits))
+                .transpose()?
+        };
+        if let (Some(on_batch), Some(probs)) = (on_batch.as_mut(), probs) {
+            on_batch(&batch.indices, &probs.flatten_all()?.to_vec1::<f32>()?)?;
         }
         seen += batch.labels.len();
         bar.update(seen, seen, batch.waited);

@@ -473,21 +473,8 @@ impl EpochRun<'_> {
     ) -> Result<Trained> {
         let (model, config, epoch) = (self.model, self.config, self.epoch);
         let loader = &self.data.train;
-        // Cached features when the frozen prefix sees every image the same way.
-        if stage.cut != Cut::Input
-            && stage.train_features.is_none()
-            && !loader.pipeline().is_random()
-        {
-            stage.train_features =
-                cache.features(model, loader, stage.cut, "train", self.progress)?;
-        }
-        let source = match &stage.train_features {
-            Some(features) => BatchSource::Features { features, loader },
-            None => BatchSource::Images {
-                loader,
-                cut: stage.cut,
-            },
-        };
+        stage.prepare_train_features(model, loader, cache, self.progress)?;
+        let source = BatchSource::training(stage.train_features.as_ref(), loader, stage.cut);
         let steps = source.len();
         let bar = self.progress.batches(epoch, config.epochs, steps);
         let mut metrics =
@@ -673,6 +660,22 @@ pub(crate) struct Stage {
 }
 
 impl Stage {
+    /// Computes (or loads) the frozen prefix's features of `loader`'s images
+    /// once, when every epoch sees each image the same way.
+    pub(crate) fn prepare_train_features(
+        &mut self,
+        model: &Vgg,
+        loader: &PrefetchLoader,
+        cache: &FeatureCache,
+        progress: &Progress,
+    ) -> Result<()> {
+        if self.cut != Cut::Input && self.train_features.is_none() && !loader.pipeline().is_random()
+        {
+            self.train_features = cache.features(model, loader, self.cut, "train", progress)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn new(model: &mut Vgg, policy: FreezePolicy, config: &FitConfig) -> Result<Stage> {
         let mut optimizer_config = config.optimizer;
         if let Some(u) = config.unfreeze.filter(|u| u.then == policy) {

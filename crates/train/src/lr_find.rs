@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use finetune_model::{Cut, Mode, Vgg};
+use finetune_model::{Mode, Vgg};
 
 use crate::feature_cache::FeatureCache;
 use crate::fit::{step_seed, Stage};
@@ -103,16 +103,8 @@ pub fn lr_find(
     let mut stage = Stage::new(model, config.policy_at(0), config)?;
     let loader = &data.train;
     let cache = FeatureCache::new(config.cache_features, config.feature_cache_dir.clone());
-    if stage.cut != Cut::Input && !loader.pipeline().is_random() {
-        stage.train_features = cache.features(model, loader, stage.cut, "train", &progress)?;
-    }
-    let source = match &stage.train_features {
-        Some(features) => BatchSource::Features { features, loader },
-        None => BatchSource::Images {
-            loader,
-            cut: stage.cut,
-        },
-    };
+    stage.prepare_train_features(model, loader, &cache, &progress)?;
+    let source = BatchSource::training(stage.train_features.as_ref(), loader, stage.cut);
     let ratio = find.end_lr / find.start_lr;
     let lr_at = |i: usize| find.start_lr * ratio.powf(i as f64 / (find.steps - 1) as f64);
     let bar = progress.images("lr-find", find.steps);

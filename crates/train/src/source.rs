@@ -67,7 +67,20 @@ pub(crate) enum Next {
     Stop,
 }
 
-impl BatchSource<'_> {
+impl<'a> BatchSource<'a> {
+    /// A training pass over `loader`: its batches of cached `features` when
+    /// there are some, else its images run up to `cut`.
+    pub(crate) fn training(
+        features: Option<&'a Features>,
+        loader: &'a PrefetchLoader,
+        cut: Cut,
+    ) -> BatchSource<'a> {
+        match features {
+            Some(features) => BatchSource::Features { features, loader },
+            None => BatchSource::Images { loader, cut },
+        }
+    }
+
     /// Where the batches enter the network.
     pub(crate) fn cut(&self) -> Cut {
         match self {

@@ -500,7 +500,7 @@ fn backward(d: &Dims, x: &[f32], w: &[f32], y: Option<&[f32]>, g: &[f32], need: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::tests::{random, rel_diff};
+    use crate::ops::tests::{assert_same_forward_and_gradients, random};
     use candle_core::Var;
 
     /// Forward and all three gradients of the custom op against candle's
@@ -534,17 +534,8 @@ mod tests {
                 let ours = conv3x3(&x, &wt, &b, relu)?;
                 let want = reference_conv3x3(&x, &wt, &b, relu)?;
                 let tag = format!("{:?} relu {relu}", (n, c, h, w, k));
-                assert!(rel_diff(&ours, &want) < TOL, "forward {tag}");
-                let go = (ours * &g)?.sum_all()?.backward()?;
-                let gw = (want * &g)?.sum_all()?.backward()?;
-                for (name, v) in [("x", &x), ("w", &wt), ("b", &b)] {
-                    let (a, e) = (go.get(v).expect("ours"), gw.get(v).expect("candle"));
-                    assert!(
-                        rel_diff(a, e) < TOL,
-                        "grad {name} {tag}: {}",
-                        rel_diff(a, e)
-                    );
-                }
+                let vars = [("x", &x), ("w", &wt), ("b", &b)];
+                assert_same_forward_and_gradients((ours, want), &g, &vars, TOL, &tag);
             }
         }
         Ok(())

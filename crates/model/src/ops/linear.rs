@@ -176,7 +176,7 @@ impl CustomOp3 for Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::tests::{random, rel_diff};
+    use crate::ops::tests::{assert_same_forward_and_gradients, random};
     use candle_core::Var;
 
     /// Forward and all three gradients against candle's matmul + bias + ReLU.
@@ -198,17 +198,8 @@ mod tests {
                 let ours = linear(&x, &w, &b, relu)?;
                 let want = reference_linear(&x, &w, &b, relu)?;
                 let tag = format!("{:?} relu {relu}", (n, i, o));
-                assert!(rel_diff(&ours, &want) < TOL, "forward {tag}");
-                let go = (ours * &g)?.sum_all()?.backward()?;
-                let gw = (want * &g)?.sum_all()?.backward()?;
-                for (name, v) in [("x", &x), ("w", &w), ("b", &b)] {
-                    let (a, e) = (go.get(v).expect("ours"), gw.get(v).expect("candle"));
-                    assert!(
-                        rel_diff(a, e) < TOL,
-                        "grad {name} {tag}: {}",
-                        rel_diff(a, e)
-                    );
-                }
+                let vars = [("x", &x), ("w", &w), ("b", &b)];
+                assert_same_forward_and_gradients((ours, want), &g, &vars, TOL, &tag);
             }
         }
         Ok(())

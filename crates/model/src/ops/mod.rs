@@ -64,4 +64,33 @@ pub(crate) mod tests {
     pub(crate) fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
         crate::relative_diff(a, b).expect("comparable tensors")
     }
+
+    /// Asserts that `ours` equals `want` within `tol` (relative), and that so
+    /// do the gradients of `sum(out * g)` with respect to each of `vars`.
+    pub(crate) fn assert_same_forward_and_gradients(
+        (ours, want): (Tensor, Tensor),
+        g: &Tensor,
+        vars: &[(&str, &candle_core::Var)],
+        tol: f32,
+        tag: &str,
+    ) {
+        assert!(rel_diff(&ours, &want) < tol, "forward {tag}");
+        let backward = |t: Tensor| {
+            t.mul(g)
+                .and_then(|t| t.sum_all())
+                .and_then(|t| t.backward())
+        };
+        let (go, gw) = (
+            backward(ours).expect("ours"),
+            backward(want).expect("reference"),
+        );
+        for (name, v) in vars {
+            let (a, e) = (go.get(v).expect("ours"), gw.get(v).expect("reference"));
+            assert!(
+                rel_diff(a, e) < tol,
+                "grad {name} {tag}: {}",
+                rel_diff(a, e)
+            );
+        }
+    }
 }

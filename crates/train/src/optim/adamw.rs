@@ -263,7 +263,7 @@ mod tests {
     use candle_core::Device;
 
     use super::*;
-    use crate::optim::sgd::tests::var;
+    use crate::optim::sgd::tests::{values, var};
 
     #[test]
     fn in_place_cpu_adamw_gives_the_generic_paths_bits() {
@@ -277,9 +277,6 @@ mod tests {
                 weight_decay: 0.0,
             },
         ];
-        let values = |seed: f32, n: usize| -> Vec<f32> {
-            (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
-        };
         for config in configs {
             let mut results = Vec::new();
             for in_place in [true, false] {

@@ -217,6 +217,11 @@ pub(super) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
+    /// `n` smooth pseudo-random values in [-1, 1], different for each `seed`.
+    pub(in crate::optim) fn values(seed: f32, n: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+    }
+
     pub(in crate::optim) fn var(name: &str, vals: &[f32]) -> (String, Var) {
         let v = Var::from_tensor(&Tensor::new(vals, &Device::Cpu).unwrap()).unwrap();
         (name.to_string(), v)
@@ -250,9 +255,6 @@ pub(super) mod tests {
                 ..SgdConfig::default()
             },
         ];
-        let values = |seed: f32, n: usize| -> Vec<f32> {
-            (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
-        };
         for config in configs {
             let mut results = Vec::new();
             for in_place in [true, false] {
