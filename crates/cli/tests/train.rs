@@ -620,4 +620,14 @@ fn lr_find_draws_the_range_test_and_suggests_a_rate_without_touching_the_weights
         "{all}"
     );
     assert!(!plot.exists());
+
+    // Rates the test cannot run between are refused naming the flags.
+    let output = lr_find(&["--start-lr", "1", "--end-lr", "0.1"]);
+    let all = text(&output);
+    assert!(!output.status.success(), "{all}");
+    assert!(
+        all.contains("--start-lr") && all.contains("0 < start < end"),
+        "{all}"
+    );
+    assert!(!plot.exists());
 }

@@ -30,6 +30,26 @@ pub struct LrFindConfig {
     pub diverge_factor: f64,
 }
 
+impl LrFindConfig {
+    /// Refuses a test that cannot run: rates not `0 < start < end` (finite),
+    /// fewer than 2 steps, smoothing outside [0, 1), a divergence factor <= 1.
+    pub fn validate(&self) -> Result<()> {
+        let valid = self.start_lr > 0.0
+            && self.end_lr > self.start_lr
+            && self.end_lr.is_finite()
+            && self.steps >= 2
+            && (0.0..1.0).contains(&self.smoothing)
+            && self.diverge_factor > 1.0;
+        if valid {
+            return Ok(());
+        }
+        Err(TrainError::Config(format!(
+            "learning-rate range test: start {} and end {} must be 0 < start < end, with at least 2 steps (got {}), smoothing in [0, 1) (got {}) and a divergence factor > 1 (got {})",
+            self.start_lr, self.end_lr, self.steps, self.smoothing, self.diverge_factor
+        )))
+    }
+}
+
 impl Default for LrFindConfig {
     /// 1e-7 to 10 in 100 steps, smoothing 0.98, stop at 4x the minimum.
     fn default() -> Self {
@@ -88,17 +108,7 @@ pub fn lr_find(
     interrupt: &AtomicBool,
 ) -> Result<LrFinding> {
     config.validate(model.config())?;
-    let valid = find.start_lr > 0.0
-        && find.end_lr > find.start_lr
-        && find.end_lr.is_finite()
-        && find.steps >= 2
-        && (0.0..1.0).contains(&find.smoothing)
-        && find.diverge_factor > 1.0;
-    if !valid {
-        return Err(TrainError::Config(format!(
-            "learning-rate range test: expected 0 < start < end, at least 2 steps, smoothing in [0, 1) and a divergence factor > 1, got {find:?}"
-        )));
-    }
+    find.validate()?;
     let progress = Progress::new(config.quiet);
     let mut stage = Stage::new(model, config.policy_at(0), config)?;
     let loader = &data.train;

@@ -63,13 +63,13 @@ pub fn run(args: LrFindArgs) -> Result<()> {
     let (Some(data_dir), Some(weights)) = (run.data.clone(), run.weights.clone()) else {
         bail!("--data and --weights are required (or --resume RUN_DIR)");
     };
-    if !(args.start_lr > 0.0 && args.end_lr > args.start_lr && args.end_lr.is_finite()) {
-        bail!(
-            "--start-lr {} and --end-lr {}: expected 0 < start < end",
-            args.start_lr,
-            args.end_lr
-        );
-    }
+    let find = LrFindConfig {
+        start_lr: args.start_lr,
+        end_lr: args.end_lr,
+        steps: args.steps,
+        ..LrFindConfig::default()
+    };
+    find.validate().context("--start-lr, --end-lr")?;
     check_image_size(run.image_size)?;
     let config = run.fit_config()?;
     let device = select_device(&run.device)?;
@@ -85,12 +85,6 @@ pub fn run(args: LrFindArgs) -> Result<()> {
     let data = FitData {
         train: run.train_loader(train_set),
         eval: None,
-    };
-    let find = LrFindConfig {
-        start_lr: args.start_lr,
-        end_lr: args.end_lr,
-        steps: args.steps,
-        ..LrFindConfig::default()
     };
     let interrupt = Arc::new(AtomicBool::new(false));
     {
