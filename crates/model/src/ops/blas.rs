@@ -1,5 +1,6 @@
-//! One call into the `gemm` crate (the GEMM candle itself uses) on slices,
-//! with bounds checked, for the CPU custom ops.
+//! One GEMM call on slices, with bounds checked, for the CPU custom ops:
+//! our AVX-512 kernel ([`super::avx512`]) where the CPU has AVX-512F, else
+//! the `gemm` crate (the GEMM candle itself uses).
 
 /// A row-major `[m, n]` destination, `[m, k]` and `[k, n]` operands given by
 /// their (row, column) strides; `acc` adds to the destination instead of
@@ -102,6 +103,32 @@ impl Gemm {
                     n,
                 )
             };
+            #[cfg(target_arch = "x86_64")]
+            if super::avx512::available() {
+                use super::avx512::Operand;
+                // SAFETY: as for `gemm::gemm` below; the CPU has AVX-512F.
+                unsafe {
+                    super::avx512::gemm(
+                        mm,
+                        nn,
+                        k,
+                        d_p as *mut f32,
+                        n,
+                        self.acc,
+                        Operand {
+                            ptr: l_p as *const f32,
+                            rs: lhs.1,
+                            cs: lhs.2,
+                        },
+                        Operand {
+                            ptr: r_p as *const f32,
+                            rs: rhs.1,
+                            cs: rhs.2,
+                        },
+                    )
+                };
+                return;
+            }
             // SAFETY: the asserts above keep every access of the whole product
             // within the three slices; each block touches a disjoint part of
             // `dst`, which is borrowed mutably, so it overlaps neither operand.

@@ -8,6 +8,8 @@
 //! and dtype runs (the place for CUDA ops too).
 
 pub(crate) mod adaptive_pool;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod blas;
 pub(crate) mod conv;
 pub(crate) mod linear;
