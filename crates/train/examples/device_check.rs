@@ -294,6 +294,8 @@ fn correctness(device: &Device) -> AnyResult<bool> {
 }
 
 fn speed(device: &Device, args: &Args) -> AnyResult<()> {
+    // As `finetune train` does: large CPU buffers are reused, not faulted in anew.
+    finetune_model::retain_freed_memory();
     let mut vgg = Vgg::new_random(VggConfig::vgg16(10), 0, device)?;
     for &n in &args.batches {
         let (x, y) = batch(n, args.side, device)?;
