@@ -67,6 +67,45 @@ pub(crate) struct Operand {
     pub(crate) cs: usize,
 }
 
+/// A left operand packed once for many products (a convolution's
+/// transformed filters): the panels [`gemm`] would pack on every call.
+pub(crate) struct PackedA {
+    m: usize,
+    k: usize,
+    panels: Vec<Line>,
+}
+
+impl PackedA {
+    /// Packs the row-major `[m, k]` matrix `a`.
+    ///
+    /// # Panics
+    /// If `a` is not `m * k` long or [`available`] is false.
+    pub(crate) fn new(a: &[f32], m: usize, k: usize) -> PackedA {
+        assert_eq!(a.len(), m * k, "packed operand size");
+        assert!(available(), "AVX-512F is not available");
+        let mut panels = Vec::new();
+        let pa = room(&mut panels, m.next_multiple_of(MR) * k);
+        let a = Operand {
+            ptr: a.as_ptr(),
+            rs: k,
+            cs: 1,
+        };
+        // SAFETY: `pa` holds the padded panels; `a` is `m x k` (checked).
+        unsafe { pack_a_all(a, m, k, pa) };
+        PackedA { m, k, panels }
+    }
+
+    /// Rows of the operand.
+    pub(crate) fn rows(&self) -> usize {
+        self.m
+    }
+
+    /// Columns of the operand.
+    pub(crate) fn cols(&self) -> usize {
+        self.k
+    }
+}
+
 /// `dst[m, n] = (acc ? dst : 0) + a[m, k] · b[k, n]`, `dst` row-major with
 /// row stride `ldc`, on the calling thread.
 ///
@@ -87,6 +126,93 @@ pub(crate) unsafe fn gemm(
     if m == 0 || n == 0 {
         return;
     }
+    PACKED.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let (pa_buf, pb_buf) = &mut *guard;
+        let pa = room(pa_buf, m.next_multiple_of(MR) * k);
+        // SAFETY: `pa` holds the padded panels; the rest is the caller's.
+        unsafe {
+            pack_a_all(a, m, k, pa);
+            let panels = Panels {
+                ptr: pa,
+                stride: m.next_multiple_of(MR),
+                row0: 0,
+            };
+            run(panels, m, n, k, dst, ldc, acc, b, pb_buf);
+        }
+    });
+}
+
+/// [`gemm`] for rows `rows` of `a`, packed beforehand: `dst` is the first
+/// of those rows.
+///
+/// # Safety
+/// As for [`gemm`], with `k` that of `a`.
+///
+/// # Panics
+/// If `rows` is not within `a` or does not start on a multiple of 8.
+pub(crate) unsafe fn gemm_packed(
+    a: &PackedA,
+    rows: std::ops::Range<usize>,
+    n: usize,
+    dst: *mut f32,
+    ldc: usize,
+    acc: bool,
+    b: Operand,
+) {
+    assert!(
+        rows.end <= a.m && rows.start.is_multiple_of(MR),
+        "packed rows"
+    );
+    if rows.is_empty() || n == 0 {
+        return;
+    }
+    PACKED.with(|cell| {
+        let pb_buf = &mut cell.borrow_mut().1;
+        let pa = a.panels.as_ptr().cast::<f32>();
+        let panels = Panels {
+            ptr: pa,
+            stride: a.m.next_multiple_of(MR),
+            row0: rows.start,
+        };
+        // SAFETY: `a` holds its padded panels; the rest is the caller's.
+        unsafe { run(panels, rows.len(), n, a.k, dst, ldc, acc, b, pb_buf) };
+    });
+}
+
+/// Rows `row0..` of a packed `a` (see [`pack_a_all`]), whose `k` blocks are
+/// `stride * kc` floats apart.
+#[derive(Clone, Copy)]
+struct Panels {
+    ptr: *const f32,
+    stride: usize,
+    row0: usize,
+}
+
+/// Packs all of `a[m, k]`: the blocks of [`KC`] columns one after another,
+/// each as [`pack_a`] lays it out (block `pc` starts at float `m_pad * pc`).
+unsafe fn pack_a_all(a: Operand, m: usize, k: usize, out: *mut f32) {
+    let m_pad = m.next_multiple_of(MR);
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        // SAFETY: block `pc` lies within the `m_pad * k` floats (caller).
+        unsafe { pack_a(a, m, pc, kc, out.add(m_pad * pc)) };
+    }
+}
+
+/// The blocked product over `m` rows of a packed `a`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run(
+    pa: Panels,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldc: usize,
+    acc: bool,
+    b: Operand,
+    pb_buf: &mut Vec<Line>,
+) {
     if k == 0 {
         if !acc {
             for i in 0..m {
@@ -96,45 +222,38 @@ pub(crate) unsafe fn gemm(
         }
         return;
     }
-    PACKED.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let (pa_buf, pb_buf) = &mut *guard;
-        let m_pad = m.next_multiple_of(MR);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            let pa = room(pa_buf, m_pad * kc);
-            // SAFETY: `pa` holds `m_pad * kc` floats; the reads are in bounds (caller).
-            unsafe { pack_a(a, m, pc, kc, pa) };
-            let load = acc || pc > 0;
-            for jc in (0..n).step_by(NC) {
-                let nc = NC.min(n - jc);
-                let n_pad = nc.next_multiple_of(NR);
-                let pb = room(pb_buf, n_pad * kc);
-                // SAFETY: as for `pa`.
-                unsafe { pack_b(b, pc, kc, jc, nc, pb) };
-                for ir in (0..m).step_by(MR) {
-                    let rows = MR.min(m - ir);
-                    for jr in (0..nc).step_by(NR) {
-                        let cols = NR.min(nc - jr);
-                        // SAFETY: the panels are packed above; the block of
-                        // `dst` is in bounds (caller); the CPU has AVX-512F.
-                        unsafe {
-                            kernel(
-                                kc,
-                                pa.add(ir * kc),
-                                pb.add(jr * kc),
-                                dst.add(ir * ldc + jc + jr),
-                                ldc,
-                                rows,
-                                cols,
-                                load,
-                            )
-                        };
-                    }
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        // SAFETY: block `pc` of the packed `a`, from row `row0` (caller).
+        let pa = unsafe { pa.ptr.add(pa.stride * pc + pa.row0 * kc) };
+        let load = acc || pc > 0;
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            let pb = room(pb_buf, nc.next_multiple_of(NR) * kc);
+            // SAFETY: `pb` holds the padded panels; reads in bounds (caller).
+            unsafe { pack_b(b, pc, kc, jc, nc, pb) };
+            for ir in (0..m).step_by(MR) {
+                let rows = MR.min(m - ir);
+                for jr in (0..nc).step_by(NR) {
+                    let cols = NR.min(nc - jr);
+                    // SAFETY: the panels are packed above; the block of
+                    // `dst` is in bounds (caller); the CPU has AVX-512F.
+                    unsafe {
+                        kernel(
+                            kc,
+                            pa.add(ir * kc),
+                            pb.add(jr * kc),
+                            dst.add(ir * ldc + jc + jr),
+                            ldc,
+                            rows,
+                            cols,
+                            load,
+                        )
+                    };
                 }
             }
         }
-    });
+    }
 }
 
 /// Packs `a[0..m, pc..pc + kc]` as panels of [`MR`] rows: panel `r` holds,
@@ -439,6 +558,69 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// A packed operand gives the same bits as packing on the fly, whole or
+    /// split into row blocks (as the threaded caller splits it).
+    #[test]
+    fn packed_operand_gives_the_same_bits_whole_and_split() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        for &(m, n, k) in &[(64, 100, 300), (21, 5, 9), (512, 37, 520)] {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let b_op = Operand {
+                ptr: b.as_ptr(),
+                rs: n,
+                cs: 1,
+            };
+            let mut want = vec![0f32; m * n];
+            // SAFETY: the operands are exactly `m x k` and `k x n`.
+            unsafe {
+                gemm(
+                    m,
+                    n,
+                    k,
+                    want.as_mut_ptr(),
+                    n,
+                    false,
+                    Operand {
+                        ptr: a.as_ptr(),
+                        rs: k,
+                        cs: 1,
+                    },
+                    b_op,
+                )
+            };
+            let packed = PackedA::new(&a, m, k);
+            for split in [m, 16, 8] {
+                let mut got = vec![f32::NAN; m * n];
+                for r0 in (0..m).step_by(split) {
+                    let r1 = (r0 + split).min(m);
+                    // SAFETY: rows `r0..r1` of the destination, as above.
+                    unsafe {
+                        gemm_packed(
+                            &packed,
+                            r0..r1,
+                            n,
+                            got.as_mut_ptr().add(r0 * n),
+                            n,
+                            false,
+                            b_op,
+                        )
+                    };
+                }
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(g, w)| g.to_bits() == w.to_bits()),
+                    "{:?} split {split}",
+                    (m, n, k)
+                );
             }
         }
     }

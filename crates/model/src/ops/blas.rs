@@ -12,7 +12,57 @@ pub(crate) struct Gemm {
     pub(crate) acc: bool,
 }
 
+/// A row-major `[m, k]` left operand prepared once for many products with
+/// [`Gemm::run_packed`]: packed for the AVX-512 kernel where it runs, else
+/// kept as it is.
+pub(crate) enum PackedLhs {
+    /// The matrix as given, for the `gemm` crate.
+    Plain { a: Vec<f32>, m: usize, k: usize },
+    /// Packed panels for [`super::avx512`].
+    #[cfg(target_arch = "x86_64")]
+    Avx512(super::avx512::PackedA),
+}
+
+impl PackedLhs {
+    /// Prepares the row-major `[m, k]` matrix `a`.
+    pub(crate) fn new(a: Vec<f32>, m: usize, k: usize) -> PackedLhs {
+        assert_eq!(a.len(), m * k, "packed operand size");
+        #[cfg(target_arch = "x86_64")]
+        if super::avx512::available() {
+            return PackedLhs::Avx512(super::avx512::PackedA::new(&a, m, k));
+        }
+        PackedLhs::Plain { a, m, k }
+    }
+
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            PackedLhs::Plain { m, k, .. } => (*m, *k),
+            #[cfg(target_arch = "x86_64")]
+            PackedLhs::Avx512(p) => (p.rows(), p.cols()),
+        }
+    }
+}
+
 impl Gemm {
+    /// `dst = (acc ? dst : 0) + lhs · rhs` with a prepared `lhs` (whose
+    /// shape must be `[m, k]`), threaded over columns when `threaded`.
+    pub(crate) fn run_packed(
+        &self,
+        dst: &mut [f32],
+        lhs: &PackedLhs,
+        rhs: (&[f32], usize, usize),
+        threaded: bool,
+    ) {
+        assert_eq!(lhs.dims(), (self.m, self.k), "packed operand shape");
+        match lhs {
+            PackedLhs::Plain { a, k, .. } => {
+                self.run_on(dst, Lhs::Slice((a, *k, 1)), rhs, threaded)
+            }
+            #[cfg(target_arch = "x86_64")]
+            PackedLhs::Avx512(p) => self.run_on(dst, Lhs::Packed(p), rhs, threaded),
+        }
+    }
+
     /// `dst = (acc ? dst : 0) + lhs · rhs`, each operand as `(slice, row stride, column stride)`,
     /// split across the current rayon pool when it is big enough.
     pub(crate) fn run(
@@ -21,7 +71,7 @@ impl Gemm {
         lhs: (&[f32], usize, usize),
         rhs: (&[f32], usize, usize),
     ) {
-        self.run_on(dst, lhs, rhs, true);
+        self.run_on(dst, Lhs::Slice(lhs), rhs, true);
     }
 
     /// Like [`run`](Gemm::run), on the calling thread only (for callers that
@@ -32,16 +82,10 @@ impl Gemm {
         lhs: (&[f32], usize, usize),
         rhs: (&[f32], usize, usize),
     ) {
-        self.run_on(dst, lhs, rhs, false);
+        self.run_on(dst, Lhs::Slice(lhs), rhs, false);
     }
 
-    fn run_on(
-        &self,
-        dst: &mut [f32],
-        lhs: (&[f32], usize, usize),
-        rhs: (&[f32], usize, usize),
-        threaded: bool,
-    ) {
+    fn run_on(&self, dst: &mut [f32], lhs: Lhs, rhs: (&[f32], usize, usize), threaded: bool) {
         let (m, n, k) = (self.m, self.n, self.k);
         if m == 0 || n == 0 {
             return;
@@ -52,10 +96,12 @@ impl Gemm {
         // The GEMM reads through raw pointers: check every element it touches is in bounds.
         assert!(dst.len() >= last(m, n, n, 1), "gemm dst out of bounds");
         if k > 0 {
-            assert!(
-                lhs.0.len() >= last(m, k, lhs.1, lhs.2),
-                "gemm lhs out of bounds"
-            );
+            if let Lhs::Slice(lhs) = lhs {
+                assert!(
+                    lhs.0.len() >= last(m, k, lhs.1, lhs.2),
+                    "gemm lhs out of bounds"
+                );
+            }
             assert!(
                 rhs.0.len() >= last(k, n, rhs.1, rhs.2),
                 "gemm rhs out of bounds"
@@ -68,6 +114,16 @@ impl Gemm {
         let threads = rayon::current_num_threads();
         let flops = m * n * k;
         let (split_n, len) = if n >= m { (true, n) } else { (false, m) };
+        let lhs_ptr = match lhs {
+            Lhs::Slice(l) => l.0.as_ptr() as usize,
+            #[cfg(target_arch = "x86_64")]
+            Lhs::Packed(_) => 0,
+        };
+        let (lhs_rs, lhs_cs) = match lhs {
+            Lhs::Slice(l) => (l.1, l.2),
+            #[cfg(target_arch = "x86_64")]
+            Lhs::Packed(_) => (0, 0),
+        };
         let parts = if !threaded || threads <= 1 || flops < (1 << 20) {
             1
         } else {
@@ -75,7 +131,7 @@ impl Gemm {
         };
         let ptrs = Ptrs {
             dst: dst.as_mut_ptr() as usize,
-            lhs: lhs.0.as_ptr() as usize,
+            lhs: lhs_ptr,
             rhs: rhs.0.as_ptr() as usize,
         };
         let block = |t: usize| {
@@ -97,12 +153,34 @@ impl Gemm {
             } else {
                 (
                     ptrs.dst + lo * n * f,
-                    ptrs.lhs + lo * lhs.1 * f,
+                    ptrs.lhs + lo * lhs_rs * f,
                     ptrs.rhs,
                     hi - lo,
                     n,
                 )
             };
+            #[cfg(target_arch = "x86_64")]
+            if let Lhs::Packed(p) = lhs {
+                let rows = if split_n { 0..m } else { lo..hi };
+                // SAFETY: as below; the packed operand is `m x k` (checked),
+                // and blocks start on multiples of 16.
+                unsafe {
+                    super::avx512::gemm_packed(
+                        p,
+                        rows,
+                        nn,
+                        d_p as *mut f32,
+                        n,
+                        self.acc,
+                        super::avx512::Operand {
+                            ptr: r_p as *const f32,
+                            rs: rhs.1,
+                            cs: rhs.2,
+                        },
+                    )
+                };
+                return;
+            }
             #[cfg(target_arch = "x86_64")]
             if super::avx512::available() {
                 use super::avx512::Operand;
@@ -117,8 +195,8 @@ impl Gemm {
                         self.acc,
                         Operand {
                             ptr: l_p as *const f32,
-                            rs: lhs.1,
-                            cs: lhs.2,
+                            rs: lhs_rs,
+                            cs: lhs_cs,
                         },
                         Operand {
                             ptr: r_p as *const f32,
@@ -142,8 +220,8 @@ impl Gemm {
                     n as isize,
                     self.acc,
                     l_p as *const f32,
-                    lhs.2 as isize,
-                    lhs.1 as isize,
+                    lhs_cs as isize,
+                    lhs_rs as isize,
                     r_p as *const f32,
                     rhs.2 as isize,
                     rhs.1 as isize,
@@ -163,6 +241,15 @@ impl Gemm {
             (0..parts).into_par_iter().for_each(block);
         }
     }
+}
+
+/// The left operand of one product.
+#[derive(Clone, Copy)]
+enum Lhs<'a> {
+    /// `(slice, row stride, column stride)`.
+    Slice((&'a [f32], usize, usize)),
+    #[cfg(target_arch = "x86_64")]
+    Packed(&'a super::avx512::PackedA),
 }
 
 /// The three operands' addresses, as integers so the blocks can cross threads.

@@ -19,14 +19,16 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::blas::{Gemm, PackedLhs};
 use super::relu_f32;
 
-/// Transformed filters of one convolution: `[16][K][C]`, one `[K, C]`
-/// matrix per position ξ of the 4x4 Winograd tile.
+/// Transformed filters of one convolution: one `[K, C]` matrix per position
+/// ξ of the 4x4 Winograd tile, each prepared once for the GEMMs of every
+/// group of tiles ([`PackedLhs`]).
 pub(crate) struct Filters {
     k: usize,
     c: usize,
-    u: Vec<f32>,
+    u: Vec<PackedLhs>,
 }
 
 impl Filters {
@@ -65,6 +67,10 @@ impl Filters {
                 dst.write((xi * k + ko) * c, row);
             }
         });
+        let u = (0..16)
+            .into_par_iter()
+            .map(|xi| PackedLhs::new(u[xi * k * c..][..k * c].to_vec(), k, c))
+            .collect();
         Filters { k, c, u }
     }
 }
@@ -209,17 +215,18 @@ pub(crate) fn conv(
         let mut v = vec![0f32; 16 * c * tiles];
         let mut m = vec![0f32; 16 * k * tiles];
         input_transform(x, e.input_mask, c, tiling, 0..rows, &mut v, true);
-        for xi in 0..16 {
-            super::blas::Gemm {
+        for (xi, u) in f.u.iter().enumerate() {
+            Gemm {
                 m: k,
                 n: tiles,
                 k: c,
                 acc: false,
             }
-            .run(
+            .run_packed(
                 &mut m[xi * k * tiles..][..k * tiles],
-                (&f.u[xi * k * c..][..k * c], c, 1),
+                u,
                 (&v[xi * c * tiles..][..c * tiles], tiles, 1),
+                true,
             );
         }
         output_transform(&m, e, k, tiling, 0..rows, out, true);
@@ -238,17 +245,18 @@ pub(crate) fn conv(
             m.resize(m.len().max(16 * k * t), 0.0);
             let (v, m) = (&mut v[..16 * c * t], &mut m[..16 * k * t]);
             input_transform(x, e.input_mask, c, tiling, r0..r1, v, false);
-            for xi in 0..16 {
-                super::blas::Gemm {
+            for (xi, u) in f.u.iter().enumerate() {
+                Gemm {
                     m: k,
                     n: t,
                     k: c,
                     acc: false,
                 }
-                .run_serial(
+                .run_packed(
                     &mut m[xi * k * t..][..k * t],
-                    (&f.u[xi * k * c..][..k * c], c, 1),
+                    u,
                     (&v[xi * c * t..][..c * t], t, 1),
+                    false,
                 );
             }
             output_transform(m, e, k, tiling, r0..r1, out, false);
@@ -296,7 +304,7 @@ pub(crate) fn weight_gradient(
         gradient_transform(dz, mask, k, tiling, rows, &mut z, true);
         let (v, z) = (&v, &z);
         du.par_chunks_mut(k * c).enumerate().for_each(|(xi, du)| {
-            super::blas::Gemm {
+            Gemm {
                 m: k,
                 n: c,
                 k: t,
