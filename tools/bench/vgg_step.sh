@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Side-by-side VGG16 training-step benchmark: PyTorch, then ours, in
-# one run on the same machine, each with 2 threads. Extra arguments (e.g.
-# `--iters 3 --modes head`) go to both sides; REPEAT=n runs the pair n times.
+# one run on the same machine, each with 2 threads. Ours is the training
+# crate's step (`device_check speed`: finetune-train's in-place SGD, freed
+# memory kept, as `finetune train` runs it).
 #
-#   PYTHON=/tmp/ref/bin/python tools/bench/vgg_step.sh
+#   PYTHON=/tmp/ref/bin/python tools/bench/vgg_step.sh [--iters 5] [--warmup 1] [--modes full,head] [--side 96]
+#
+# BATCH=n sets the batch (default 16) for both sides; REPEAT=n runs the pair
+# n times; THREADS=n the threads of each side.
+# For the forward time of each conv block, run the model crate's example:
+#   cargo run --release -p finetune-model --example vgg_step -- --split
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
 THREADS=${THREADS:-2}
 REPEAT=${REPEAT:-1}
-cargo build --release -q -p finetune-model --example vgg_step
-BIN="${CARGO_TARGET_DIR:-target}/release/examples/vgg_step"
+BATCH=${BATCH:-16}
+cargo build --release -q -p finetune-train --example device_check
+BIN="${CARGO_TARGET_DIR:-target}/release/examples/device_check"
+lscpu | sed -n 's/^Model name: *//p'
+# The same defaults on both sides; flags given later win.
+set -- --warmup 1 --iters 5 "$@"
 for ((r = 1; r <= REPEAT; r++)); do
-    "$PYTHON" tools/bench/vgg_step.py --threads "$THREADS" "$@"
-    RAYON_NUM_THREADS=$THREADS "$BIN" "$@"
+    "$PYTHON" tools/bench/vgg_step.py --threads "$THREADS" --batch "$BATCH" "$@"
+    RAYON_NUM_THREADS=$THREADS "$BIN" speed --device cpu --batches "$BATCH" "$@" | grep '^candle'
 done
