@@ -96,11 +96,14 @@ impl Gemm {
         // The GEMM reads through raw pointers: check every element it touches is in bounds.
         assert!(dst.len() >= last(m, n, n, 1), "gemm dst out of bounds");
         if k > 0 {
-            if let Lhs::Slice(lhs) = lhs {
-                assert!(
+            match lhs {
+                Lhs::Slice(lhs) => assert!(
                     lhs.0.len() >= last(m, k, lhs.1, lhs.2),
                     "gemm lhs out of bounds"
-                );
+                ),
+                // Its shape was checked by `run_packed`.
+                #[cfg(target_arch = "x86_64")]
+                Lhs::Packed(_) => {}
             }
             assert!(
                 rhs.0.len() >= last(k, n, rhs.1, rhs.2),
@@ -114,15 +117,11 @@ impl Gemm {
         let threads = rayon::current_num_threads();
         let flops = m * n * k;
         let (split_n, len) = if n >= m { (true, n) } else { (false, m) };
-        let lhs_ptr = match lhs {
-            Lhs::Slice(l) => l.0.as_ptr() as usize,
+        // A packed operand is reached through itself, not these.
+        let (lhs_ptr, lhs_rs, lhs_cs) = match lhs {
+            Lhs::Slice(l) => (l.0.as_ptr() as usize, l.1, l.2),
             #[cfg(target_arch = "x86_64")]
-            Lhs::Packed(_) => 0,
-        };
-        let (lhs_rs, lhs_cs) = match lhs {
-            Lhs::Slice(l) => (l.1, l.2),
-            #[cfg(target_arch = "x86_64")]
-            Lhs::Packed(_) => (0, 0),
+            Lhs::Packed(_) => (0, 0, 0),
         };
         let parts = if !threaded || threads <= 1 || flops < (1 << 20) {
             1
