@@ -1,11 +1,14 @@
 //! A single-threaded f32 GEMM with an AVX-512 micro-kernel, for CPUs that
 //! have AVX-512F (detected at run time).
 //!
-//! Why: the `gemm` crate only uses its AVX-512 kernels when built with the
-//! nightly compiler, so on stable it runs 256-bit FMAs. On a CPU with two
-//! 512-bit FMA units (Intel Xeon from Skylake-SP on) that is half the
-//! machine: measured on a 2-core Xeon with AVX-512, its kernel reached
-//! 28% of a training step's samples and the step ran at 0.62x PyTorch's.
+//! Why: the `gemm` crate, as candle builds it, runs 256-bit FMAs (its
+//! AVX-512 kernels are behind its opt-in `x86-v4` feature). Measured on a
+//! 2-core Xeon with AVX-512, its kernel took 28% of a training step's
+//! samples and the step ran at 0.62x PyTorch's. With `x86-v4` on instead of
+//! this kernel, the same machine gave steps within noise of ours (full
+//! 7.8, 8.2, 7.5 against 7.9, 7.4, 9.1 images/s; head 23.9, 26.6, 21.5
+//! against 26.8, 25.2, 26.4); this kernel also takes Winograd's filters
+//! packed once per convolution ([`PackedA`]).
 //!
 //! How: the usual three-level blocking (Goto & van de Geijn, "Anatomy of
 //! High-Performance Matrix Multiplication", 2008). `A` is packed in panels
