@@ -24,14 +24,19 @@ pub(crate) enum PackedLhs {
 }
 
 impl PackedLhs {
-    /// Prepares the row-major `[m, k]` matrix `a`.
-    pub(crate) fn new(a: Vec<f32>, m: usize, k: usize) -> PackedLhs {
+    /// Prepares the row-major `[m, k]` matrix `a` (copied only where it is
+    /// kept as it is).
+    pub(crate) fn new(a: &[f32], m: usize, k: usize) -> PackedLhs {
         assert_eq!(a.len(), m * k, "packed operand size");
         #[cfg(target_arch = "x86_64")]
         if super::avx512::available() {
-            return PackedLhs::Avx512(super::avx512::PackedA::new(&a, m, k));
+            return PackedLhs::Avx512(super::avx512::PackedA::new(a, m, k));
         }
-        PackedLhs::Plain { a, m, k }
+        PackedLhs::Plain {
+            a: a.to_vec(),
+            m,
+            k,
+        }
     }
 
     fn dims(&self) -> (usize, usize) {

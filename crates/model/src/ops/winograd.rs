@@ -69,7 +69,7 @@ impl Filters {
         });
         let u = (0..16)
             .into_par_iter()
-            .map(|xi| PackedLhs::new(u[xi * k * c..][..k * c].to_vec(), k, c))
+            .map(|xi| PackedLhs::new(&u[xi * k * c..][..k * c], k, c))
             .collect();
         Filters { k, c, u }
     }
