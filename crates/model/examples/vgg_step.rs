@@ -145,8 +145,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The fastest of 9 runs of `f` (seconds) and its last result: on a shared
-/// machine the minimum is the figure least disturbed by other processes.
+/// The fastest of 9 timed runs of `f` (seconds), after one untimed run, and
+/// its last result: on a shared machine the minimum is the figure least
+/// disturbed by other processes.
 fn fastest(
     mut f: impl FnMut() -> Result<Tensor, finetune_model::ModelError>,
 ) -> Result<(f64, Tensor), Box<dyn std::error::Error>> {

@@ -50,6 +50,13 @@ fn plane_dims(l: &Layout) -> candle_core::Result<(usize, usize, usize, usize)> {
     Ok((h, w, h / 2, w / 2))
 }
 
+/// Whether `v`, met after `best` in a window's row-major order, takes its
+/// place as the maximum: only when greater, or a NaN (PyTorch's rule).
+#[inline]
+fn replaces(best: f32, v: f32) -> bool {
+    v > best || v.is_nan()
+}
+
 /// Index within the input plane of the first maximum of window `(oy, ox)`
 /// (a NaN counts as the maximum, as in PyTorch).
 #[inline]
@@ -58,7 +65,7 @@ fn argmax(plane: &[f32], w: usize, oy: usize, ox: usize) -> usize {
     let mut best = base;
     for at in [base + 1, base + w, base + w + 1] {
         let v = plane[at];
-        if v > plane[best] || v.is_nan() {
+        if replaces(plane[best], v) {
             best = at;
         }
     }
@@ -81,7 +88,7 @@ impl CustomOp1 for MaxPool2x2 {
                 .for_each(|(out, plane)| {
                     // The value at `argmax`, on row slices without bounds
                     // checks so that the loop vectorises.
-                    let pick = |best: f32, v: f32| if v > best || v.is_nan() { v } else { best };
+                    let pick = |best: f32, v: f32| if replaces(best, v) { v } else { best };
                     for (oy, out) in out.chunks_exact_mut(wo).enumerate() {
                         let top = &plane[2 * oy * w..][..2 * wo];
                         let bottom = &plane[(2 * oy + 1) * w..][..2 * wo];
