@@ -9,6 +9,10 @@ two threads, one optimisation step per iteration:
   builds no graph there), backward and SGD on the head only.
 
 Prints one line per mode: `torch <mode> <images/s median> (min .. max) over N`.
+`--split` first prints the forward speed of each conv block and of
+classifier.0-4 under `torch.no_grad()`, eval mode, the fastest of 9 runs
+after one untimed run, as the Rust side's `--split` does (same lines, same
+GFLOP counts), so the two compare block by block.
 With `--device cuda` (default `cpu`) model and data live on the GPU and each
 timed step ends with `torch.cuda.synchronize()`; the line then names the
 device and batch, and PyTorch's defaults are kept (cuDNN may use TF32 for
@@ -42,6 +46,43 @@ def step_fn(model, params, x, y):
     return step
 
 
+def fastest(f):
+    """The fastest of 9 timed runs of f (seconds) after one untimed run, and its last result."""
+    out = f()
+    best = float("inf")
+    for _ in range(9):
+        t0 = time.perf_counter()
+        out = f()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+@torch.no_grad()
+def block_rates(model, x):
+    """Forward time of each conv block (convolutions, ReLUs, max-pool) and of classifier.0-4."""
+    model.eval()
+    n, side = x.shape[0], x.shape[-1]
+    pools = [i for i, m in enumerate(model.features) if isinstance(m, torch.nn.MaxPool2d)]
+    h, start = x, 0
+    for b, end in enumerate(pools):
+        block = model.features[start : end + 1]
+        s = (side >> b) ** 2
+        flops = sum(
+            2 * n * m.out_channels * m.in_channels * 9 * s
+            for m in block
+            if isinstance(m, torch.nn.Conv2d)
+        )
+        t, h = fastest(lambda: block(h))
+        print(f"  block {b + 1} forward: {t * 1e3:.1f} ms, {flops / t / 1e9:.0f} GFLOP/s", flush=True)
+        start = end + 1
+    pooled = torch.flatten(model.avgpool(h), 1)
+    head = model.classifier[:5]
+    t, _ = fastest(lambda: head(pooled))
+    flops = 2 * n * 4096 * (25088 + 4096)
+    print(f"  classifier.0-4 forward: {t * 1e3:.1f} ms, {flops / t / 1e9:.0f} GFLOP/s", flush=True)
+    model.train()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=16)
@@ -52,7 +93,7 @@ def main():
     ap.add_argument("--modes", default="full,head")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--no-tf32", action="store_true", help="cuda: full f32 convolutions and matmuls")
-    ap.add_argument("--split", action="store_true", help="accepted for symmetry with the Rust side; ignored")
+    ap.add_argument("--split", action="store_true", help="also time each conv block's forward (see above)")
     ap.add_argument("--plain-malloc", action="store_true", help="accepted for symmetry with the Rust side; ignored")
     args = ap.parse_args()
 
@@ -78,6 +119,8 @@ def main():
         model, x, y = model.to(device), x.to(device), y.to(device)
     label = "torch" if device.type == "cpu" else f"torch {device.type} batch {args.batch}"
 
+    if args.split:
+        block_rates(model, x)
     for mode in args.modes.split(","):
         for name, p in model.named_parameters():
             p.requires_grad_(mode == "full" or name.startswith("classifier.6."))

@@ -8,8 +8,10 @@
 #
 # BATCH=n sets the batch (default 16) for both sides; REPEAT=n runs the pair
 # n times; THREADS=n the threads of each side.
-# For the forward time of each conv block, run the model crate's example:
+# For the forward time of each conv block, run the model crate's example
+# and PyTorch's side with the same flag (the same lines, block by block):
 #   cargo run --release -p finetune-model --example vgg_step -- --split
+#   $PYTHON tools/bench/vgg_step.py --split
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}

@@ -27,7 +27,7 @@ use std::cell::RefCell;
 /// Rows of `A` (and of the destination) per micro-kernel call.
 const MR: usize = 8;
 /// Columns of `B` (and of the destination) per micro-kernel call: 3 vectors.
-const NR: usize = 48;
+pub(crate) const NR: usize = 48;
 /// Length of the `k` runs: a packed `B` panel (`KC x NR`) is 48 KiB.
 const KC: usize = 256;
 /// Columns of `B` packed at once: about 1 MiB of `B` per block, in L2.

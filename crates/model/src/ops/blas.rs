@@ -2,6 +2,15 @@
 //! our AVX-512 kernel ([`super::avx512`]) where the CPU has AVX-512F, else
 //! the `gemm` crate (the GEMM candle itself uses).
 
+/// Columns of the right operand that the AVX-512 kernel computes at once
+/// (three vectors): a product's last, partly padded panel of columns costs
+/// as much as a full one, so callers that choose `n` pick multiples of it.
+/// (Elsewhere the `gemm` crate's narrower panels divide it.)
+#[cfg(target_arch = "x86_64")]
+pub(crate) const PANEL_COLS: usize = super::avx512::NR;
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) const PANEL_COLS: usize = 48;
+
 /// A row-major `[m, n]` destination, `[m, k]` and `[k, n]` operands given by
 /// their (row, column) strides; `acc` adds to the destination instead of
 /// overwriting it.
