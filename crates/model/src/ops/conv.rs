@@ -308,18 +308,17 @@ fn use_winograd(d: &Dims) -> bool {
 
 fn forward(d: &Dims, x: &[f32], w: &[f32], b: &[f32], relu: bool) -> Vec<f32> {
     let (s, k, p) = (d.s(), d.k, d.p());
-    let mut y = vec![0f32; d.n * k * s];
-    if y.is_empty() {
-        return y;
-    }
-    if use_winograd(d) {
+    if d.n * k * s > 0 && use_winograd(d) {
         let filters = winograd::Filters::forward(w, k, d.c);
         let e = winograd::Epilogue {
             bias: Some(b),
             relu,
             input_mask: None,
         };
-        winograd::conv(&filters, x, d.n, d.h, d.w, &e, &mut y);
+        return winograd::conv(&filters, x, d.n, d.h, d.w, &e);
+    }
+    let mut y = vec![0f32; d.n * k * s];
+    if y.is_empty() {
         return y;
     }
     let chunk = d.chunk();
@@ -399,15 +398,13 @@ fn backward_winograd(
 ) -> Grads {
     let (s, k) = (d.s(), d.k);
     let dx = need.x.then(|| {
-        let mut dx = vec![0f32; d.n * d.c * s];
         let filters = winograd::Filters::input_gradient(w, k, d.c);
         let e = winograd::Epilogue {
             bias: None,
             relu: false,
             input_mask: y,
         };
-        winograd::conv(&filters, g, d.n, d.h, d.w, &e, &mut dx);
-        dx
+        winograd::conv(&filters, g, d.n, d.h, d.w, &e)
     });
     let dw = need
         .w

@@ -195,54 +195,73 @@ fn for_each(n: usize, parallel: bool, f: impl Fn(usize) + Send + Sync) {
 }
 
 /// `y = relu?(conv3x3(x, w, padding 1) + bias)` for `x: [N, C, H, W]`,
-/// `y: [N, K, H, W]`, with `f` from [`Filters`].
-pub(crate) fn conv(
-    f: &Filters,
-    x: &[f32],
-    n: usize,
-    h: usize,
-    w: usize,
-    e: &Epilogue,
-    y: &mut [f32],
-) {
+/// returning `y: [N, K, H, W]`, with `f` from [`Filters`]. `y` is not
+/// zero-filled first: the output transform writes each element once.
+pub(crate) fn conv(f: &Filters, x: &[f32], n: usize, h: usize, w: usize, e: &Epilogue) -> Vec<f32> {
     let (c, k) = (f.c, f.k);
     let s = h * w;
     assert_eq!(x.len(), n * c * s, "winograd: input size");
-    assert_eq!(y.len(), n * k * s, "winograd: output size");
     if let Some(m) = e.input_mask {
         assert_eq!(m.len(), x.len(), "winograd: mask size");
     }
     if let Some(b) = e.bias {
         assert_eq!(b.len(), k, "winograd: bias size");
     }
-    if y.is_empty() {
-        return;
+    let len = n * k * s;
+    let mut y: Vec<f32> = Vec::with_capacity(len);
+    if len == 0 {
+        return y;
     }
+    let out = SyncPtr(y.as_mut_ptr(), len);
+    convolve(f, x, n, h, w, e, out);
+    // SAFETY: `convolve` ran `output_transform` over tile rows `0..n · th`,
+    // all of them, and each tile row writes both of its output rows (the
+    // second when it is inside the map), in full, for every channel of its
+    // image: so all `n · k · h · w` elements within the capacity are written.
+    unsafe { y.set_len(len) };
+    y
+}
+
+thread_local! {
+    /// `V` and `M` of a whole batch of few tiles (see [`convolve`]), kept
+    /// between calls so that they are not zero-filled each time.
+    static WHOLE: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// [`conv`] into `out` (`[N, K, H, W]`), every element of which it writes.
+fn convolve(f: &Filters, x: &[f32], n: usize, h: usize, w: usize, e: &Epilogue, out: SyncPtr) {
+    let (c, k) = (f.c, f.k);
     let tiling = Tiling::new(h, w);
     let rows = n * tiling.th;
-    let out = SyncPtr(y.as_mut_ptr(), y.len());
     let tiles = rows * tiling.tw;
     if 16 * (c + k) * tiles * 4 <= WHOLE_BATCH_BYTES {
         // Few tiles (small maps, e.g. 6x6): one group, so that each of the 16
-        // GEMMs is wide enough to split across threads.
-        let mut v = vec![0f32; 16 * c * tiles];
-        let mut m = vec![0f32; 16 * k * tiles];
-        input_transform(x, e.input_mask, c, tiling, 0..rows, &mut v, true);
-        for (xi, u) in f.u.iter().enumerate() {
-            Gemm {
-                m: k,
-                n: tiles,
-                k: c,
-                acc: false,
+        // GEMMs is wide enough to split across threads. The buffers are taken
+        // out of the cell: a nested call on this thread (rayon may run one
+        // while this one waits) finds it empty and allocates its own.
+        let (mut v, mut m) = WHOLE.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        v.resize(v.len().max(16 * c * tiles), 0.0);
+        m.resize(m.len().max(16 * k * tiles), 0.0);
+        {
+            let (v, m) = (&mut v[..16 * c * tiles], &mut m[..16 * k * tiles]);
+            input_transform(x, e.input_mask, c, tiling, 0..rows, v, true);
+            for (xi, u) in f.u.iter().enumerate() {
+                Gemm {
+                    m: k,
+                    n: tiles,
+                    k: c,
+                    acc: false,
+                }
+                .run_packed(
+                    &mut m[xi * k * tiles..][..k * tiles],
+                    u,
+                    (&v[xi * c * tiles..][..c * tiles], tiles, 1),
+                    true,
+                );
             }
-            .run_packed(
-                &mut m[xi * k * tiles..][..k * tiles],
-                u,
-                (&v[xi * c * tiles..][..c * tiles], tiles, 1),
-                true,
-            );
+            output_transform(m, e, k, tiling, 0..rows, out, true);
         }
-        output_transform(&m, e, k, tiling, 0..rows, out, true);
+        WHOLE.with(|cell| *cell.borrow_mut() = (v, m));
         return;
     }
     let per_group = group_rows(rows, tiling.tw, c, k);
@@ -342,7 +361,10 @@ pub(crate) fn weight_gradient(
 #[derive(Clone, Copy)]
 struct SyncPtr(*mut f32, usize);
 // SAFETY: only used to write disjoint ranges of one buffer from several
-// threads while the buffer is mutably borrowed by the function that made it.
+// threads while the buffer (a mutably borrowed slice, or the capacity of a
+// vector that [`conv`] owns) is not otherwise touched by the function that
+// made it; the writes go through the raw pointer, so the capacity may be
+// uninitialised until then.
 unsafe impl Sync for SyncPtr {}
 unsafe impl Send for SyncPtr {}
 
@@ -601,18 +623,18 @@ mod tests {
         let ws = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let bs = b.to_vec1::<f32>().unwrap();
         let f = Filters::forward(&ws, k, c);
+        // NaN first: an element `convolve` failed to write (which `conv`
+        // would leave uninitialised) fails the comparison.
         let mut y = vec![f32::NAN; n * k * h * wd];
         let e = Epilogue {
             bias: Some(&bs),
             relu,
             input_mask: None,
         };
-        conv(&f, &xs, n, h, wd, &e, &mut y);
+        convolve(&f, &xs, n, h, wd, &e, SyncPtr(y.as_mut_ptr(), y.len()));
         Tensor::from_vec(y, (n, k, h, wd), &Device::Cpu).unwrap()
     }
 
-    /// Against candle's conv2d, odd and tiny sizes included. Tolerance 1e-5
-    /// of the largest output: only rounding differs.
     /// VGG16's grouped layers at 96x96, batch 16 (12 to 48 tiles a row,
     /// 64 to 512 channels): each group's tiles fill whole GEMM panels, the
     /// group is no bigger than the cache budget alone allows, and not under
@@ -644,6 +666,8 @@ mod tests {
         }
     }
 
+    /// Against candle's conv2d, odd and tiny sizes included. Tolerance 1e-5
+    /// of the largest output: only rounding differs.
     #[test]
     fn forward_matches_candle_conv2d() {
         for (seed, &(n, c, h, w, k)) in [
@@ -692,13 +716,12 @@ mod tests {
             let ws = wt.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let f = Filters::input_gradient(&ws, k, c);
             assert_eq!((f.k, f.c), (c, k));
-            let mut dx = vec![f32::NAN; n * c * h * w];
             let e = Epilogue {
                 bias: None,
                 relu: false,
                 input_mask: Some(&ms),
             };
-            conv(&f, &gs, n, h, w, &e, &mut dx);
+            let dx = conv(&f, &gs, n, h, w, &e);
             let ours = Tensor::from_vec(dx, (n, c, h, w), &Device::Cpu).unwrap();
             let d = rel_diff(&ours, &want);
             assert!(d < 1e-5, "{:?}: {d}", (n, c, h, w, k));
