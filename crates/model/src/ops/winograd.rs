@@ -240,27 +240,7 @@ fn convolve(f: &Filters, x: &[f32], n: usize, h: usize, w: usize, e: &Epilogue, 
         // out of the cell: a nested call on this thread (rayon may run one
         // while this one waits) finds it empty and allocates its own.
         let (mut v, mut m) = WHOLE.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
-        v.resize(v.len().max(16 * c * tiles), 0.0);
-        m.resize(m.len().max(16 * k * tiles), 0.0);
-        {
-            let (v, m) = (&mut v[..16 * c * tiles], &mut m[..16 * k * tiles]);
-            input_transform(x, e.input_mask, c, tiling, 0..rows, v, true);
-            for (xi, u) in f.u.iter().enumerate() {
-                Gemm {
-                    m: k,
-                    n: tiles,
-                    k: c,
-                    acc: false,
-                }
-                .run_packed(
-                    &mut m[xi * k * tiles..][..k * tiles],
-                    u,
-                    (&v[xi * c * tiles..][..c * tiles], tiles, 1),
-                    true,
-                );
-            }
-            output_transform(m, e, k, tiling, 0..rows, out, true);
-        }
+        transform_group(f, x, e, tiling, 0..rows, (&mut v, &mut m), out, true);
         WHOLE.with(|cell| *cell.borrow_mut() = (v, m));
         return;
     }
@@ -269,31 +249,49 @@ fn convolve(f: &Filters, x: &[f32], n: usize, h: usize, w: usize, e: &Epilogue, 
     (0..groups).into_par_iter().for_each(|gi| {
         let r0 = gi * per_group;
         let r1 = (r0 + per_group).min(rows);
-        let t = (r1 - r0) * tiling.tw;
         SCRATCH.with(|cell| {
-            let mut guard = cell.borrow_mut();
-            let (v, m) = &mut *guard;
-            v.resize(v.len().max(16 * c * t), 0.0);
-            m.resize(m.len().max(16 * k * t), 0.0);
-            let (v, m) = (&mut v[..16 * c * t], &mut m[..16 * k * t]);
-            input_transform(x, e.input_mask, c, tiling, r0..r1, v, false);
-            for (xi, u) in f.u.iter().enumerate() {
-                Gemm {
-                    m: k,
-                    n: t,
-                    k: c,
-                    acc: false,
-                }
-                .run_packed(
-                    &mut m[xi * k * t..][..k * t],
-                    u,
-                    (&v[xi * c * t..][..c * t], t, 1),
-                    false,
-                );
-            }
-            output_transform(m, e, k, tiling, r0..r1, out, false);
+            let (v, m) = &mut *cell.borrow_mut();
+            transform_group(f, x, e, tiling, r0..r1, (v, m), out, false);
         });
     });
+}
+
+/// One group of [`convolve`]: the tiles of tile rows `rows` through the
+/// input transform into `v`, the 16 GEMMs into `m` (both grown as needed,
+/// never shrunk) and the output transform into `out`; transforms and GEMMs
+/// on the rayon pool when `parallel`.
+#[allow(clippy::too_many_arguments)]
+fn transform_group(
+    f: &Filters,
+    x: &[f32],
+    e: &Epilogue,
+    tiling: Tiling,
+    rows: std::ops::Range<usize>,
+    (v, m): (&mut Vec<f32>, &mut Vec<f32>),
+    out: SyncPtr,
+    parallel: bool,
+) {
+    let (c, k) = (f.c, f.k);
+    let t = rows.len() * tiling.tw;
+    v.resize(v.len().max(16 * c * t), 0.0);
+    m.resize(m.len().max(16 * k * t), 0.0);
+    let (v, m) = (&mut v[..16 * c * t], &mut m[..16 * k * t]);
+    input_transform(x, e.input_mask, c, tiling, rows.clone(), v, parallel);
+    for (xi, u) in f.u.iter().enumerate() {
+        Gemm {
+            m: k,
+            n: t,
+            k: c,
+            acc: false,
+        }
+        .run_packed(
+            &mut m[xi * k * t..][..k * t],
+            u,
+            (&v[xi * c * t..][..c * t], t, 1),
+            parallel,
+        );
+    }
+    output_transform(m, e, k, tiling, rows, out, parallel);
 }
 
 /// `dw[K, C, 3, 3] = Σ over images and positions of dz[k] · shifted x[c]`
