@@ -79,10 +79,12 @@ pub(crate) struct PackedA {
 }
 
 impl PackedA {
-    /// Packs the row-major `[m, k]` matrix `a`.
+    /// Packs the row-major `[m, k]` matrix `a` (the way [`gemm`] packs it;
+    /// for tests, which check [`PackedA::build`] against it).
     ///
     /// # Panics
     /// If `a` is not `m * k` long or [`available`] is false.
+    #[cfg(test)]
     pub(crate) fn new(a: &[f32], m: usize, k: usize) -> PackedA {
         assert_eq!(a.len(), m * k, "packed operand size");
         assert!(available(), "AVX-512F is not available");
@@ -96,6 +98,71 @@ impl PackedA {
         // SAFETY: `pa` holds the padded panels; `a` is `m x k` (checked).
         unsafe { pack_a_all(a, m, k, pa) };
         PackedA { m, k, panels }
+    }
+
+    /// `N` operands of `[m, k]`, element `(i, p)` of operand `j` being
+    /// `f(i, p)[j]`, packed as [`PackedA::new`] packs each: for operands
+    /// that are computed rather than stored (a convolution's 16 transformed
+    /// filters), so that each element is computed once and written once,
+    /// straight into its panel, without a zero-filled matrix in between.
+    /// Row panels in parallel on the rayon pool.
+    ///
+    /// # Panics
+    /// If [`available`] is false.
+    pub(crate) fn build<const N: usize>(
+        m: usize,
+        k: usize,
+        f: impl Fn(usize, usize) -> [f32; N] + Sync,
+    ) -> Vec<PackedA> {
+        use rayon::prelude::*;
+        assert!(available(), "AVX-512F is not available");
+        let m_pad = m.next_multiple_of(MR);
+        let (floats, lines) = (m_pad * k, (m_pad * k).div_ceil(16));
+        let mut panels: Vec<Vec<Line>> = (0..N).map(|_| Vec::with_capacity(lines)).collect();
+        // Addresses as integers, so that the row panels can cross threads.
+        let dst: Vec<usize> = panels.iter_mut().map(|v| v.as_mut_ptr() as usize).collect();
+        (0..m_pad / MR).into_par_iter().for_each(|panel| {
+            let ir = panel * MR;
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                for p in 0..kc {
+                    let col: [[f32; N]; MR] = std::array::from_fn(|i| {
+                        if ir + i < m {
+                            f(ir + i, pc + p)
+                        } else {
+                            [0.0; N]
+                        }
+                    });
+                    let at = m_pad * pc + ir * kc + p * MR;
+                    for (j, &d) in dst.iter().enumerate() {
+                        // SAFETY: `at + MR <= m_pad * k`, within the
+                        // capacity; each (panel, pc, p) is written by this
+                        // iteration only, and nothing reads before `set_len`.
+                        unsafe {
+                            let out = (d as *mut f32).add(at);
+                            for (i, v) in col.iter().enumerate() {
+                                *out.add(i) = v[j];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        panels
+            .into_iter()
+            .zip(&dst)
+            .map(|(mut v, &d)| {
+                // SAFETY: the loop above wrote floats `0..m_pad * k` (every
+                // row panel, every column); zero the rest of the last line,
+                // then all `lines` lines are initialised.
+                unsafe {
+                    let tail = lines * 16 - floats;
+                    std::ptr::write_bytes((d as *mut f32).add(floats), 0, tail);
+                    v.set_len(lines);
+                }
+                PackedA { m, k, panels: v }
+            })
+            .collect()
     }
 
     /// Rows of the operand.
@@ -561,6 +628,34 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Operands computed into their panels ([`PackedA::build`]) are the
+    /// ones [`PackedA::new`] packs from the same matrices, padding included,
+    /// over row and column edges and more than one `KC` block.
+    #[test]
+    fn built_operands_are_the_packed_matrices() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        for &(m, k) in &[(21, 5), (64, 300), (3, 1), (512, 513)] {
+            let f = |i: usize, p: usize| [(i * 1000 + p) as f32, -((i + 7 * p) as f32) * 0.5];
+            let built = PackedA::build(m, k, f);
+            for (j, got) in built.iter().enumerate() {
+                let a: Vec<f32> = (0..m * k).map(|e| f(e / k, e % k)[j]).collect();
+                let want = PackedA::new(&a, m, k);
+                assert_eq!((got.m, got.k), (m, k));
+                let bits = |p: &PackedA| -> Vec<u32> {
+                    p.panels
+                        .iter()
+                        .flat_map(|l| l.0)
+                        .map(f32::to_bits)
+                        .collect()
+                };
+                assert_eq!(bits(got), bits(&want), "{:?} operand {j}", (m, k));
             }
         }
     }

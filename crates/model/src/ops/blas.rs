@@ -33,19 +33,34 @@ pub(crate) enum PackedLhs {
 }
 
 impl PackedLhs {
-    /// Prepares the row-major `[m, k]` matrix `a` (copied only where it is
-    /// kept as it is).
-    pub(crate) fn new(a: &[f32], m: usize, k: usize) -> PackedLhs {
-        assert_eq!(a.len(), m * k, "packed operand size");
+    /// `N` operands of `[m, k]`, element `(i, p)` of operand `j` being
+    /// `f(i, p)[j]`, each computed once and written straight into the form
+    /// it is kept in (see [`super::avx512::PackedA::build`]); in parallel.
+    pub(crate) fn build<const N: usize>(
+        m: usize,
+        k: usize,
+        f: impl Fn(usize, usize) -> [f32; N] + Sync,
+    ) -> Vec<PackedLhs> {
         #[cfg(target_arch = "x86_64")]
         if super::avx512::available() {
-            return PackedLhs::Avx512(super::avx512::PackedA::new(a, m, k));
+            let packed = super::avx512::PackedA::build(m, k, f);
+            return packed.into_iter().map(PackedLhs::Avx512).collect();
         }
-        PackedLhs::Plain {
-            a: a.to_vec(),
-            m,
-            k,
-        }
+        use rayon::prelude::*;
+        let rows: Vec<Vec<[f32; N]>> = (0..m)
+            .into_par_iter()
+            .map(|i| (0..k).map(|p| f(i, p)).collect())
+            .collect();
+        (0..N)
+            .map(|j| PackedLhs::Plain {
+                a: rows
+                    .iter()
+                    .flat_map(|row| row.iter().map(|v| v[j]))
+                    .collect(),
+                m,
+                k,
+            })
+            .collect()
     }
 
     fn dims(&self) -> (usize, usize) {

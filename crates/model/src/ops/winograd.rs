@@ -50,27 +50,10 @@ impl Filters {
     }
 
     /// `U = G g Gᵀ` for every (output, input) channel pair, with
-    /// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
+    /// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`: computed once
+    /// per pair and written straight into the 16 packed GEMM operands.
     fn build(k: usize, c: usize, filter: impl Fn(usize, usize) -> [f32; 9] + Sync) -> Filters {
-        let mut u = vec![0f32; 16 * k * c];
-        let dst = SyncPtr(u.as_mut_ptr(), u.len());
-        // Parallel over output channels: channel `ko` owns row `ko` of every
-        // ξ's [K, C] matrix.
-        (0..k).into_par_iter().for_each(|ko| {
-            let mut rows = vec![0f32; 16 * c];
-            for ci in 0..c {
-                for (xi, v) in transform_filter(&filter(ko, ci)).into_iter().enumerate() {
-                    rows[xi * c + ci] = v;
-                }
-            }
-            for (xi, row) in rows.chunks_exact(c.max(1)).enumerate() {
-                dst.write((xi * k + ko) * c, row);
-            }
-        });
-        let u = (0..16)
-            .into_par_iter()
-            .map(|xi| PackedLhs::new(&u[xi * k * c..][..k * c], k, c))
-            .collect();
+        let u = PackedLhs::build(k, c, |ko, ci| transform_filter(&filter(ko, ci)));
         Filters { k, c, u }
     }
 }
