@@ -19,6 +19,46 @@ mod winograd;
 
 use candle_core::Tensor;
 
+/// Runs `f` compiled for AVX-512F where the CPU has it (the baseline x86-64
+/// target the project builds for has only SSE2): the plain loops of the
+/// Winograd transforms, the pools and the like then vectorise 16 floats at a
+/// time instead of 4. Same results on either path: those loops add,
+/// subtract, multiply and compare element by element, with no reductions to
+/// reorder, and nothing is fused into a multiply-add without a fast-math
+/// flag, which Rust never sets. `f` is inlined into the AVX-512 instance,
+/// which is what makes its loops wide; functions it calls need
+/// `#[inline(always)]` for the same.
+#[inline(always)]
+pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() && !narrow_for_tests() {
+        // SAFETY: the CPU has the features `with_avx512` is compiled for.
+        return unsafe { with_avx512(f) };
+    }
+    f()
+}
+
+/// Set by tests to run [`wide`]'s baseline path, whose results must be the
+/// same bits.
+#[cfg(test)]
+pub(crate) static NARROW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn narrow_for_tests() -> bool {
+    #[cfg(test)]
+    return NARROW.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(test))]
+    false
+}
+
+/// `f()`, with `f` inlined and compiled for AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f")]
+unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// PyTorch's ReLU on one value: `max(v, 0)`, except that NaN stays NaN
 /// (`torch.relu` propagates it; `f32::max` would turn it into 0 and hide a
 /// broken input). Vectorises to a compare and a blend.

@@ -20,7 +20,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::blas::{Gemm, PackedLhs, PANEL_COLS};
-use super::relu_f32;
+use super::{relu_f32, wide};
 
 /// Transformed filters of one convolution: one `[K, C]` matrix per position
 /// ξ of the 4x4 Winograd tile, each prepared once for the GEMMs of every
@@ -350,12 +350,31 @@ unsafe impl Sync for SyncPtr {}
 unsafe impl Send for SyncPtr {}
 
 impl SyncPtr {
-    /// Copies `row` to `self[at..at + row.len()]`.
-    fn write(self, at: usize, row: &[f32]) {
-        assert!(at + row.len() <= self.1, "winograd: write out of bounds");
-        // SAFETY: in bounds (checked); callers give each range to exactly one
-        // thread, and nothing reads the buffer until every writer is done.
-        unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), self.0.add(at), row.len()) };
+    /// `self[at..at + len]`, initialised.
+    ///
+    /// # Safety
+    /// The buffer is initialised there, and no other reference to that range
+    /// is alive while the returned one is (each range one thread's).
+    unsafe fn segment<'a>(self, at: usize, len: usize) -> &'a mut [f32] {
+        assert!(at + len <= self.1, "winograd: write out of bounds");
+        // SAFETY: in bounds (checked); initialised and unaliased (caller).
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
+    }
+
+    /// `self[at..at + len]`, to be written (it may be uninitialised).
+    ///
+    /// # Safety
+    /// No other reference to that range is alive while the returned one is,
+    /// and nothing reads the buffer until every writer is done.
+    unsafe fn uninit_segment<'a>(
+        self,
+        at: usize,
+        len: usize,
+    ) -> &'a mut [std::mem::MaybeUninit<f32>] {
+        assert!(at + len <= self.1, "winograd: write out of bounds");
+        // SAFETY: in bounds (checked); `MaybeUninit` makes no claim about
+        // the contents; unaliased (caller).
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at).cast(), len) }
     }
 }
 
@@ -363,6 +382,7 @@ impl SyncPtr {
 /// split by column parity as the padded row `[0, x0, x1, ...]` is: `even[i]`
 /// holds padded column `2i` (= `x[2i - 1]`), `odd[i]` padded column `2i + 1`
 /// (= `x[2i]`), both `tw + 2` long.
+#[inline(always)]
 fn split_row(
     x: &[f32],
     mask: Option<&[f32]>,
@@ -372,31 +392,46 @@ fn split_row(
     even: &mut [f32],
     odd: &mut [f32],
 ) {
-    even.fill(0.0);
-    odd.fill(0.0);
     if sy < 0 || sy >= t.h as isize {
+        even.fill(0.0);
+        odd.fill(0.0);
         return;
     }
     let at = at + sy as usize * t.w;
     let src = &x[at..at + t.w];
-    let keep = |i: usize, v: f32| match mask {
-        Some(m) if m[at + i] <= 0.0 => 0.0,
-        _ => v,
-    };
-    for (i, pair) in src.chunks_exact(2).enumerate() {
-        odd[i] = keep(2 * i, pair[0]);
-        even[i + 1] = keep(2 * i + 1, pair[1]);
+    // `x[2i]` to `odd[i]`, `x[2i + 1]` to `even[i + 1]`, zero where the mask
+    // is not positive (a ReLU's backward: `m <= 0`, so a NaN mask keeps).
+    let pairs = t.w / 2;
+    match mask {
+        None => lanes::deinterleave(&src[..2 * pairs], &mut odd[..pairs], &mut even[1..=pairs]),
+        Some(m) => {
+            let m = &m[at..at + t.w];
+            lanes::deinterleave_masked(
+                &src[..2 * pairs],
+                &m[..2 * pairs],
+                &mut odd[..pairs],
+                &mut even[1..=pairs],
+            )
+        }
     }
     if t.w % 2 == 1 {
-        odd[t.w / 2] = keep(t.w - 1, src[t.w - 1]);
+        odd[pairs] = match mask {
+            Some(m) if m[at + t.w - 1] <= 0.0 => 0.0,
+            _ => src[t.w - 1],
+        };
     }
+    // What the row does not reach: padded column 0 and the right padding.
+    even[0] = 0.0;
+    even[t.w / 2 + 1..].fill(0.0);
+    odd[t.tw..].fill(0.0);
 }
 
 /// `V = Bᵀ d B` for the 4x4 input patches of tile rows `rows`, written as
 /// `v[16][C][T]` (`T = rows.len() · tw`), with
 /// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
 /// Channels in parallel when `parallel`. Columns are kept split by parity so
-/// that every loop runs over contiguous memory (vectorised).
+/// that every loop runs over contiguous memory (vectorised, 16 wide where
+/// the CPU allows: [`wide`]).
 fn input_transform(
     x: &[f32],
     mask: Option<&[f32]>,
@@ -413,53 +448,50 @@ fn input_transform(
     let s = tiling.h * tiling.w;
     let wp = tw + 2;
     for_each(c, parallel, |ci| {
-        // The 4 input rows of a tile row, even and odd columns: p[2j], p[2j+1].
-        let mut p = vec![0f32; 8 * wp];
-        // Bᵀ d, same layout.
-        let mut r = vec![0f32; 8 * wp];
-        let mut out = vec![0f32; 16 * tw];
-        for (lr, row) in rows.clone().enumerate() {
-            let (img, ty) = (row / tiling.th, row % tiling.th);
-            let plane = (img * c + ci) * s;
-            for (j, pair) in p.chunks_exact_mut(2 * wp).enumerate() {
-                let (even, odd) = pair.split_at_mut(wp);
-                split_row(x, mask, plane, (2 * ty + j) as isize - 1, tiling, even, odd);
-            }
-            // Rows of Bᵀ d, for both parities at once (same arithmetic).
-            {
-                let (p0, rest) = p.split_at(2 * wp);
-                let (p1, rest) = rest.split_at(2 * wp);
-                let (p2, p3) = rest.split_at(2 * wp);
-                let (r0, rest) = r.split_at_mut(2 * wp);
-                let (r1, rest) = rest.split_at_mut(2 * wp);
-                let (r2, r3) = rest.split_at_mut(2 * wp);
-                for i in 0..2 * wp {
-                    r0[i] = p0[i] - p2[i];
-                    r1[i] = p1[i] + p2[i];
-                    r2[i] = p2[i] - p1[i];
-                    r3[i] = p1[i] - p3[i];
+        wide(
+            #[inline(always)]
+            || {
+                // The 4 input rows of a tile row, even and odd columns: p[2j], p[2j+1].
+                let mut p = vec![0f32; 8 * wp];
+                // Bᵀ d, same layout.
+                let mut r = vec![0f32; 8 * wp];
+                for (lr, row) in rows.clone().enumerate() {
+                    let (img, ty) = (row / tiling.th, row % tiling.th);
+                    let plane = (img * c + ci) * s;
+                    for (j, pair) in p.chunks_exact_mut(2 * wp).enumerate() {
+                        let (even, odd) = pair.split_at_mut(wp);
+                        split_row(x, mask, plane, (2 * ty + j) as isize - 1, tiling, even, odd);
+                    }
+                    // Rows of Bᵀ d, for both parities at once (same arithmetic).
+                    {
+                        let (p0, rest) = p.split_at(2 * wp);
+                        let (p1, rest) = rest.split_at(2 * wp);
+                        let (p2, p3) = rest.split_at(2 * wp);
+                        let (r0, rest) = r.split_at_mut(2 * wp);
+                        let (r1, rest) = rest.split_at_mut(2 * wp);
+                        let (r2, r3) = rest.split_at_mut(2 * wp);
+                        lanes::map4([p0, p1, p2, p3], r0, r1, r2, r3, |[p0, p1, p2, p3]| {
+                            [p0 - p2, p1 + p2, p2 - p1, p1 - p3]
+                        });
+                    }
+                    // Columns: tile tx reads padded columns 2tx..2tx+4, i.e.
+                    // even[tx], odd[tx], even[tx + 1], odd[tx + 1]; position
+                    // ξ = 4i + j goes straight to its row of `v`.
+                    for (i, ri) in r.chunks_exact(2 * wp).enumerate() {
+                        let (even, odd) = ri.split_at(wp);
+                        // SAFETY: channel `ci` alone writes these 4 segments of
+                        // `v` (initialised, borrowed mutably by this function).
+                        let [o0, o1, o2, o3] = std::array::from_fn(|j| unsafe {
+                            dst.segment(((4 * i + j) * c + ci) * t + lr * tw, tw)
+                        });
+                        let ins = [&even[..tw], &odd[..tw], &even[1..=tw], &odd[1..=tw]];
+                        lanes::map4(ins, o0, o1, o2, o3, |[e0, d0, e1, d1]| {
+                            [e0 - e1, d0 + e1, e1 - d0, d0 - d1]
+                        });
+                    }
                 }
-            }
-            // Columns: tile tx reads padded columns 2tx..2tx+4, i.e.
-            // even[tx], odd[tx], even[tx + 1], odd[tx + 1].
-            for (i, ri) in r.chunks_exact(2 * wp).enumerate() {
-                let (even, odd) = ri.split_at(wp);
-                let (o0, rest) = out[4 * i * tw..(4 * i + 4) * tw].split_at_mut(tw);
-                let (o1, rest) = rest.split_at_mut(tw);
-                let (o2, o3) = rest.split_at_mut(tw);
-                let (e0, e1) = (&even[..tw], &even[1..=tw]);
-                let (d0, d1) = (&odd[..tw], &odd[1..=tw]);
-                for tx in 0..tw {
-                    o0[tx] = e0[tx] - e1[tx];
-                    o1[tx] = d0[tx] + e1[tx];
-                    o2[tx] = e1[tx] - d0[tx];
-                    o3[tx] = d0[tx] - d1[tx];
-                }
-            }
-            for (xi, seg) in out.chunks_exact(tw).enumerate() {
-                dst.write((xi * c + ci) * t + lr * tw, seg);
-            }
-        }
+            },
+        )
     });
 }
 
@@ -481,43 +513,43 @@ fn gradient_transform(
     let s = tiling.h * tiling.w;
     let wp = tw + 2;
     for_each(k, parallel, |ko| {
-        // The tile row's two gradient rows, split by column parity as
-        // [`split_row`] does: dz[2tx] = odd[tx], dz[2tx + 1] = even[tx + 1].
-        let mut p = vec![0f32; 4 * wp];
-        let mut out = vec![0f32; 16 * tw];
-        for (lr, row) in rows.clone().enumerate() {
-            let (img, ty) = (row / tiling.th, row % tiling.th);
-            let plane = (img * k + ko) * s;
-            for (j, pair) in p.chunks_exact_mut(2 * wp).enumerate() {
-                let (even, odd) = pair.split_at_mut(wp);
-                split_row(dz, mask, plane, (2 * ty + j) as isize, tiling, even, odd);
-            }
-            let (top, bottom) = p.split_at(2 * wp);
-            let (a, b) = (&top[wp..wp + tw], &top[1..=tw]);
-            let (c, d) = (&bottom[wp..wp + tw], &bottom[1..=tw]);
-            // A dz: rows (a, b), (a + c, b + d), (a - c, b - d), (-c, -d);
-            // then each row (p, q) -> (p, p + q, p - q, -q).
-            for (i, seg) in out.chunks_exact_mut(4 * tw).enumerate() {
-                let (o0, rest) = seg.split_at_mut(tw);
-                let (o1, rest) = rest.split_at_mut(tw);
-                let (o2, o3) = rest.split_at_mut(tw);
-                for tx in 0..tw {
-                    let (p, q) = match i {
-                        0 => (a[tx], b[tx]),
-                        1 => (a[tx] + c[tx], b[tx] + d[tx]),
-                        2 => (a[tx] - c[tx], b[tx] - d[tx]),
-                        _ => (-c[tx], -d[tx]),
-                    };
-                    o0[tx] = p;
-                    o1[tx] = p + q;
-                    o2[tx] = p - q;
-                    o3[tx] = -q;
+        wide(
+            #[inline(always)]
+            || {
+                // The tile row's two gradient rows, split by column parity as
+                // [`split_row`] does: dz[2tx] = odd[tx], dz[2tx + 1] = even[tx + 1].
+                let mut p = vec![0f32; 4 * wp];
+                for (lr, row) in rows.clone().enumerate() {
+                    let (img, ty) = (row / tiling.th, row % tiling.th);
+                    let plane = (img * k + ko) * s;
+                    for (j, pair) in p.chunks_exact_mut(2 * wp).enumerate() {
+                        let (even, odd) = pair.split_at_mut(wp);
+                        split_row(dz, mask, plane, (2 * ty + j) as isize, tiling, even, odd);
+                    }
+                    let (top, bottom) = p.split_at(2 * wp);
+                    let (a, b) = (&top[wp..wp + tw], &top[1..=tw]);
+                    let (c, d) = (&bottom[wp..wp + tw], &bottom[1..=tw]);
+                    // Rows of A dz: (a, b), (a + c, b + d), (a - c, b - d),
+                    // (-c, -d); then each row (p, q) -> (p, p + q, p - q, -q),
+                    // position ξ = 4i + j straight to its row of `z`.
+                    // SAFETY: channel `ko` alone writes these 16 segments of
+                    // `z` (initialised, borrowed mutably by this function).
+                    let o: [&mut [f32]; 16] = std::array::from_fn(|xi| unsafe {
+                        dst.segment((xi * k + ko) * t + lr * tw, tw)
+                    });
+                    let [o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15] = o;
+                    let cols = |p: f32, q: f32| [p, p + q, p - q, -q];
+                    lanes::map4([a, b], o0, o1, o2, o3, |[a, b]| cols(a, b));
+                    lanes::map4([a, b, c, d], o4, o5, o6, o7, |[a, b, c, d]| {
+                        cols(a + c, b + d)
+                    });
+                    lanes::map4([a, b, c, d], o8, o9, o10, o11, |[a, b, c, d]| {
+                        cols(a - c, b - d)
+                    });
+                    lanes::map4([c, d], o12, o13, o14, o15, |[c, d]| cols(-c, -d));
                 }
-            }
-            for (xi, seg) in out.chunks_exact(tw).enumerate() {
-                dst.write((xi * k + ko) * t + lr * tw, seg);
-            }
-        }
+            },
+        )
     });
 }
 
@@ -525,7 +557,7 @@ fn gradient_transform(
 /// ReLU, for the tiles of `rows`, from `m[16][K][T]` into `y: [N, K, H, W]`.
 /// Output channels in parallel when `parallel`. Loops run along the tiles
 /// of a row (contiguous in `m`, vectorised); even and odd output columns
-/// are interleaved at the end.
+/// are interleaved as they are stored.
 fn output_transform(
     m: &[f32],
     e: &Epilogue,
@@ -540,55 +572,141 @@ fn output_transform(
     let t = rows.len() * tw;
     assert_eq!(m.len(), 16 * k * t, "winograd: product size");
     for_each(k, parallel, |ko| {
-        // Aᵀ M: rows 0 and 1 of each column j, along the tiles.
-        let mut acc = vec![0f32; 8 * tw];
-        let mut top = vec![0f32; 2 * tw];
-        let mut bottom = vec![0f32; 2 * tw];
-        let bias = e.bias.map_or(0.0, |b| b[ko]);
-        for (lr, row) in rows.clone().enumerate() {
-            let (img, ty) = (row / tiling.th, row % tiling.th);
-            let q = |xi: usize| &m[(xi * k + ko) * t + lr * tw..][..tw];
-            for (j, pair) in acc.chunks_exact_mut(2 * tw).enumerate() {
-                let (s0, s1) = pair.split_at_mut(tw);
-                let (a, b, c, d) = (q(j), q(4 + j), q(8 + j), q(12 + j));
-                for tx in 0..tw {
-                    s0[tx] = a[tx] + b[tx] + c[tx];
-                    s1[tx] = b[tx] - c[tx] - d[tx];
-                }
-            }
-            // (Aᵀ M) A, one output row from each of s0 and s1.
-            let col = |j: usize, second: bool| {
-                let at = 2 * j * tw + if second { tw } else { 0 };
-                &acc[at..at + tw]
-            };
-            for (second, dst) in [(false, &mut top), (true, &mut bottom)] {
-                let (c0, c1, c2, c3) = (
-                    col(0, second),
-                    col(1, second),
-                    col(2, second),
-                    col(3, second),
-                );
-                for (tx, pair) in dst.chunks_exact_mut(2).enumerate() {
-                    let (mut a, mut b) = (
-                        c0[tx] + c1[tx] + c2[tx] + bias,
-                        c1[tx] - c2[tx] - c3[tx] + bias,
-                    );
+        wide(
+            #[inline(always)]
+            || {
+                // Aᵀ M: rows 0 and 1 of each column j, along the tiles.
+                let mut acc = vec![0f32; 8 * tw];
+                let bias = e.bias.map_or(0.0, |b| b[ko]);
+                let finish = |v: f32| {
+                    let v = v + bias;
                     if e.relu {
-                        a = relu_f32(a);
-                        b = relu_f32(b);
+                        relu_f32(v)
+                    } else {
+                        v
                     }
-                    pair[0] = a;
-                    pair[1] = b;
+                };
+                for (lr, row) in rows.clone().enumerate() {
+                    let (img, ty) = (row / tiling.th, row % tiling.th);
+                    let q = |xi: usize| &m[(xi * k + ko) * t + lr * tw..][..tw];
+                    for (j, pair) in acc.chunks_exact_mut(2 * tw).enumerate() {
+                        let (s0, s1) = pair.split_at_mut(tw);
+                        let ins = [q(j), q(4 + j), q(8 + j), q(12 + j)];
+                        lanes::map2(ins, s0, s1, |[a, b, c, d]| [a + b + c, b - c - d]);
+                    }
+                    // (Aᵀ M) A: output row 2ty from the s0 rows, 2ty + 1 (when
+                    // inside the map) from the s1 rows.
+                    let plane = (img * k + ko) * s;
+                    for second in [false, true] {
+                        let oy = 2 * ty + usize::from(second);
+                        if oy >= h {
+                            continue;
+                        }
+                        let col = |j: usize| &acc[2 * j * tw + if second { tw } else { 0 }..][..tw];
+                        let (c0, c1, c2, c3) = (col(0), col(1), col(2), col(3));
+                        // SAFETY: channel `ko` of image `img` alone writes row
+                        // `oy` of its plane; `y` is not read until all are done.
+                        let out = unsafe { y.uninit_segment(plane + oy * w, w) };
+                        lanes::interleave([c0, c1, c2, c3], out, |[c0, c1, c2, c3]| {
+                            [finish(c0 + c1 + c2), finish(c1 - c2 - c3)]
+                        });
+                        if w % 2 == 1 {
+                            let tx = w / 2;
+                            out[w - 1].write(finish(c0[tx] + c1[tx] + c2[tx]));
+                        }
+                    }
                 }
-            }
-            let plane = (img * k + ko) * s;
-            let oy = 2 * ty;
-            y.write(plane + oy * w, &top[..w]);
-            if oy + 1 < h {
-                y.write(plane + (oy + 1) * w, &bottom[..w]);
-            }
-        }
+            },
+        )
     });
+}
+
+/// The element-wise loops of the transforms, each over slices of one
+/// length. Outputs are separate `&mut` arguments, so that the compiler knows
+/// they overlap nothing else (and vectorises without runtime overlap
+/// checks, which it gives up on beyond a few pointers) once these are
+/// inlined; inputs are cut to the outputs' length, so that no index is
+/// checked inside a loop.
+mod lanes {
+    use std::mem::MaybeUninit;
+
+    /// `(o0, o1, o2, o3)[i] = f(ins[..][i])`.
+    #[inline(always)]
+    pub(super) fn map4<const I: usize>(
+        ins: [&[f32]; I],
+        o0: &mut [f32],
+        o1: &mut [f32],
+        o2: &mut [f32],
+        o3: &mut [f32],
+        f: impl Fn([f32; I]) -> [f32; 4],
+    ) {
+        let n = o0.len();
+        let ins = ins.map(|a| &a[..n]);
+        let (o1, o2, o3) = (&mut o1[..n], &mut o2[..n], &mut o3[..n]);
+        for i in 0..n {
+            [o0[i], o1[i], o2[i], o3[i]] = f(ins.map(|a| a[i]));
+        }
+    }
+
+    /// `(o0, o1)[i] = f(ins[..][i])`.
+    #[inline(always)]
+    pub(super) fn map2<const I: usize>(
+        ins: [&[f32]; I],
+        o0: &mut [f32],
+        o1: &mut [f32],
+        f: impl Fn([f32; I]) -> [f32; 2],
+    ) {
+        let n = o0.len();
+        let ins = ins.map(|a| &a[..n]);
+        let o1 = &mut o1[..n];
+        for i in 0..n {
+            [o0[i], o1[i]] = f(ins.map(|a| a[i]));
+        }
+    }
+
+    /// `out[2i], out[2i + 1] = f(ins[..][i])` for the whole pairs of `out`.
+    #[inline(always)]
+    pub(super) fn interleave<const I: usize>(
+        ins: [&[f32]; I],
+        out: &mut [MaybeUninit<f32>],
+        f: impl Fn([f32; I]) -> [f32; 2],
+    ) {
+        let n = out.len() / 2;
+        let ins = ins.map(|a| &a[..n]);
+        for (i, pair) in out[..2 * n].chunks_exact_mut(2).enumerate() {
+            let [a, b] = f(ins.map(|s| s[i]));
+            pair[0].write(a);
+            pair[1].write(b);
+        }
+    }
+
+    /// `odd[i] = src[2i]`, `even[i] = src[2i + 1]`.
+    #[inline(always)]
+    pub(super) fn deinterleave(src: &[f32], odd: &mut [f32], even: &mut [f32]) {
+        let n = odd.len();
+        let (src, even) = (&src[..2 * n], &mut even[..n]);
+        for i in 0..n {
+            odd[i] = src[2 * i];
+            even[i] = src[2 * i + 1];
+        }
+    }
+
+    /// [`deinterleave`], with zeros where `mask` is not positive (NaN keeps).
+    #[inline(always)]
+    pub(super) fn deinterleave_masked(
+        src: &[f32],
+        mask: &[f32],
+        odd: &mut [f32],
+        even: &mut [f32],
+    ) {
+        let n = odd.len();
+        let (src, mask, even) = (&src[..2 * n], &mask[..2 * n], &mut even[..n]);
+        let keep = |m: f32, v: f32| if m <= 0.0 { 0.0 } else { v };
+        for i in 0..n {
+            odd[i] = keep(mask[2 * i], src[2 * i]);
+            even[i] = keep(mask[2 * i + 1], src[2 * i + 1]);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -674,6 +792,37 @@ mod tests {
                 assert!(d < 1e-5, "{:?} relu {relu}: {d}", (n, c, h, w, k));
             }
         }
+    }
+
+    /// The transforms give the same bits compiled for AVX-512 as for the
+    /// baseline target ([`crate::ops::wide`]): forward with bias and ReLU,
+    /// the masked input gradient and the weight gradient, odd widths too.
+    #[test]
+    fn wide_and_baseline_transforms_agree_bit_for_bit() {
+        use std::sync::atomic::Ordering;
+        let (n, c, h, w, k) = (3, 5, 7, 9, 6);
+        let x = (random(&[n, c, h, w], 21) - 0.5).unwrap();
+        let wt = (random(&[k, c, 3, 3], 22) - 0.5).unwrap();
+        let b = (random(&[k], 23) - 0.5).unwrap();
+        let g = (random(&[n, k, h, w], 24) - 0.5).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (xs, ws, gs) = (flat(&x), flat(&wt), flat(&g));
+        let all = || {
+            let y = flat(&run(&x, &wt, &b, true));
+            let e = Epilogue {
+                bias: None,
+                relu: false,
+                input_mask: Some(&y),
+            };
+            let dx = conv(&Filters::input_gradient(&ws, k, c), &gs, n, h, w, &e);
+            let dw = weight_gradient(&xs, &gs, Some(&y), n, c, k, h, w);
+            [y, dx, dw].map(|v| v.into_iter().map(f32::to_bits).collect::<Vec<_>>())
+        };
+        let wide = all();
+        crate::ops::NARROW.store(true, Ordering::Relaxed);
+        let narrow = all();
+        crate::ops::NARROW.store(false, Ordering::Relaxed);
+        assert!(wide == narrow, "the two builds of the transforms differ");
     }
 
     /// The input-gradient filters and the mask give conv_transpose's result
