@@ -300,41 +300,72 @@ pub(crate) fn weight_gradient(
     }
     let tiling = Tiling::new(h, w);
     let per_image = tiling.th * tiling.tw;
-    let mut du = vec![0f32; 16 * k * c];
-    if n == 0 || s == 0 {
+    if n == 0 || s == 0 || k * c == 0 {
         return vec![0f32; k * c * 9];
     }
     let images = (WHOLE_BATCH_BYTES / 4 / (16 * (c + k) * per_image)).clamp(1, n);
-    let mut v = Vec::new();
-    let mut z = Vec::new();
+    // `V` and `Z` of a chunk in the buffers the whole-batch forward keeps
+    // (taken, as there; grown, never zero-filled again).
+    let (mut v, mut z) = WHOLE.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    // dU: the first chunk's products write it in full (not zero-filled
+    // first), the later ones add to it.
+    let mut du: Vec<f32> = Vec::with_capacity(16 * k * c);
     for i0 in (0..n).step_by(images) {
         let i1 = (i0 + images).min(n);
         let rows = i0 * tiling.th..i1 * tiling.th;
         let t = (i1 - i0) * per_image;
-        v.resize(16 * c * t, 0.0);
-        z.resize(16 * k * t, 0.0);
-        input_transform(x, None, c, tiling, rows.clone(), &mut v, true);
-        gradient_transform(dz, mask, k, tiling, rows, &mut z, true);
-        let (v, z) = (&v, &z);
-        du.par_chunks_mut(k * c).enumerate().for_each(|(xi, du)| {
-            Gemm {
+        v.resize(v.len().max(16 * c * t), 0.0);
+        z.resize(z.len().max(16 * k * t), 0.0);
+        let (v, z) = (&mut v[..16 * c * t], &mut z[..16 * k * t]);
+        input_transform(x, None, c, tiling, rows.clone(), v, true);
+        gradient_transform(dz, mask, k, tiling, rows, z, true);
+        let (v, z) = (&*v, &*z);
+        let gemm = |xi: usize| {
+            let g = Gemm {
                 m: k,
                 n: c,
                 k: t,
                 acc: i0 > 0,
-            }
-            .run_serial(
-                du,
+            };
+            (
+                g,
                 (&z[xi * k * t..][..k * t], t, 1),
                 (&v[xi * c * t..][..c * t], 1, t),
-            );
-        });
+            )
+        };
+        if i0 == 0 {
+            let spare = &mut du.spare_capacity_mut()[..16 * k * c];
+            spare
+                .par_chunks_mut(k * c)
+                .enumerate()
+                .for_each(|(xi, du)| {
+                    let (g, z, v) = gemm(xi);
+                    g.run_uninit(du, z, v, false);
+                });
+            // SAFETY: each of the 16 chunks of `k · c` was written in full.
+            unsafe { du.set_len(16 * k * c) };
+        } else {
+            du.par_chunks_mut(k * c).enumerate().for_each(|(xi, du)| {
+                let (g, z, v) = gemm(xi);
+                g.run_serial(du, z, v);
+            });
+        }
     }
-    let mut dw = vec![0f32; k * c * 9];
-    dw.par_chunks_mut(9).enumerate().for_each(|(kc, out)| {
-        let d: [f32; 16] = std::array::from_fn(|xi| du[xi * k * c + kc]);
-        out.copy_from_slice(&filter_gradient(&d));
-    });
+    WHOLE.with(|cell| *cell.borrow_mut() = (v, z));
+    let len = k * c * 9;
+    let mut dw: Vec<f32> = Vec::with_capacity(len);
+    let du = &du;
+    dw.spare_capacity_mut()[..len]
+        .par_chunks_mut(9)
+        .enumerate()
+        .for_each(|(kc, out)| {
+            let d: [f32; 16] = std::array::from_fn(|xi| du[xi * k * c + kc]);
+            for (o, g) in out.iter_mut().zip(filter_gradient(&d)) {
+                o.write(g);
+            }
+        });
+    // SAFETY: every chunk of 9 (all `k · c` of them) was written above.
+    unsafe { dw.set_len(len) };
     dw
 }
 
