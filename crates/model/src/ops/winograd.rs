@@ -587,8 +587,8 @@ fn gradient_transform(
 /// `Y = Aᵀ M A` with `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`, plus bias and
 /// ReLU, for the tiles of `rows`, from `m[16][K][T]` into `y: [N, K, H, W]`.
 /// Output channels in parallel when `parallel`. Loops run along the tiles
-/// of a row (contiguous in `m`, vectorised); even and odd output columns
-/// are interleaved as they are stored.
+/// (contiguous in `m`, vectorised); even and odd output columns are
+/// interleaved as they are stored.
 fn output_transform(
     m: &[f32],
     e: &Epilogue,
@@ -606,8 +606,16 @@ fn output_transform(
         wide(
             #[inline(always)]
             || {
-                // Aᵀ M: rows 0 and 1 of each column j, along the tiles.
-                let mut acc = vec![0f32; 8 * tw];
+                // Aᵀ M: rows 0 and 1 of each column j, along all the tiles of
+                // the group at once (long loops even when rows are short),
+                // as acc[2j + row][T].
+                let mut acc = vec![0f32; 8 * t];
+                let q = |xi: usize| &m[(xi * k + ko) * t..][..t];
+                for (j, pair) in acc.chunks_exact_mut(2 * t).enumerate() {
+                    let (s0, s1) = pair.split_at_mut(t);
+                    let ins = [q(j), q(4 + j), q(8 + j), q(12 + j)];
+                    lanes::map2(ins, s0, s1, |[a, b, c, d]| [a + b + c, b - c - d]);
+                }
                 let bias = e.bias.map_or(0.0, |b| b[ko]);
                 let finish = |v: f32| {
                     let v = v + bias;
@@ -619,12 +627,6 @@ fn output_transform(
                 };
                 for (lr, row) in rows.clone().enumerate() {
                     let (img, ty) = (row / tiling.th, row % tiling.th);
-                    let q = |xi: usize| &m[(xi * k + ko) * t + lr * tw..][..tw];
-                    for (j, pair) in acc.chunks_exact_mut(2 * tw).enumerate() {
-                        let (s0, s1) = pair.split_at_mut(tw);
-                        let ins = [q(j), q(4 + j), q(8 + j), q(12 + j)];
-                        lanes::map2(ins, s0, s1, |[a, b, c, d]| [a + b + c, b - c - d]);
-                    }
                     // (Aᵀ M) A: output row 2ty from the s0 rows, 2ty + 1 (when
                     // inside the map) from the s1 rows.
                     let plane = (img * k + ko) * s;
@@ -633,7 +635,8 @@ fn output_transform(
                         if oy >= h {
                             continue;
                         }
-                        let col = |j: usize| &acc[2 * j * tw + if second { tw } else { 0 }..][..tw];
+                        let col =
+                            |j: usize| &acc[(2 * j + usize::from(second)) * t + lr * tw..][..tw];
                         let (c0, c1, c2, c3) = (col(0), col(1), col(2), col(3));
                         // SAFETY: channel `ko` of image `img` alone writes row
                         // `oy` of its plane; `y` is not read until all are done.
@@ -704,10 +707,11 @@ mod lanes {
     ) {
         let n = out.len() / 2;
         let ins = ins.map(|a| &a[..n]);
-        for (i, pair) in out[..2 * n].chunks_exact_mut(2).enumerate() {
+        let out = &mut out[..2 * n];
+        for i in 0..n {
             let [a, b] = f(ins.map(|s| s[i]));
-            pair[0].write(a);
-            pair[1].write(b);
+            out[2 * i].write(a);
+            out[2 * i + 1].write(b);
         }
     }
 
