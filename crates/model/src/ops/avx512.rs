@@ -25,7 +25,7 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 
 /// Rows of `A` (and of the destination) per micro-kernel call.
-const MR: usize = 8;
+pub(crate) const MR: usize = 8;
 /// Columns of `B` (and of the destination) per micro-kernel call: 3 vectors.
 pub(crate) const NR: usize = 48;
 /// Length of the `k` runs: a packed `B` panel (`KC x NR`) is 48 KiB.
@@ -100,19 +100,23 @@ impl PackedA {
         PackedA { m, k, panels }
     }
 
-    /// `N` operands of `[m, k]`, element `(i, p)` of operand `j` being
-    /// `f(i, p)[j]`, packed as [`PackedA::new`] packs each: for operands
-    /// that are computed rather than stored (a convolution's 16 transformed
-    /// filters), so that each element is computed once and written once,
-    /// straight into its panel, without a zero-filled matrix in between.
-    /// Row panels in parallel on the rayon pool.
+    /// `N` operands of `[m, k]`, packed as [`PackedA::new`] packs each, from
+    /// `f(i0, p)`: column `p` of rows `i0..i0 + MR` of every operand,
+    /// `f(i0, p)[j][i]` being element `(i0 + i, p)` of operand `j` (lanes at
+    /// or past row `m` are ignored and packed as zeros; `f` must not read
+    /// past its own data there). For operands that are computed rather than
+    /// stored (a convolution's 16 transformed filters): each element is
+    /// computed once, [`MR`] rows at a time (so the arithmetic runs across
+    /// vector lanes, [`super::wide`]) and written once, straight into its
+    /// panel, without a zero-filled matrix in between. Row panels in
+    /// parallel on the rayon pool.
     ///
     /// # Panics
     /// If [`available`] is false.
     pub(crate) fn build<const N: usize>(
         m: usize,
         k: usize,
-        f: impl Fn(usize, usize) -> [f32; N] + Sync,
+        f: impl Fn(usize, usize) -> [[f32; MR]; N] + Sync,
     ) -> Vec<PackedA> {
         use rayon::prelude::*;
         assert!(available(), "AVX-512F is not available");
@@ -122,31 +126,36 @@ impl PackedA {
         // Addresses as integers, so that the row panels can cross threads.
         let dst: Vec<usize> = panels.iter_mut().map(|v| v.as_mut_ptr() as usize).collect();
         (0..m_pad / MR).into_par_iter().for_each(|panel| {
-            let ir = panel * MR;
-            for pc in (0..k).step_by(KC) {
-                let kc = KC.min(k - pc);
-                for p in 0..kc {
-                    let col: [[f32; N]; MR] = std::array::from_fn(|i| {
-                        if ir + i < m {
-                            f(ir + i, pc + p)
-                        } else {
-                            [0.0; N]
-                        }
-                    });
-                    let at = m_pad * pc + ir * kc + p * MR;
-                    for (j, &d) in dst.iter().enumerate() {
-                        // SAFETY: `at + MR <= m_pad * k`, within the
-                        // capacity; each (panel, pc, p) is written by this
-                        // iteration only, and nothing reads before `set_len`.
-                        unsafe {
-                            let out = (d as *mut f32).add(at);
-                            for (i, v) in col.iter().enumerate() {
-                                *out.add(i) = v[j];
+            super::wide(
+                #[inline(always)]
+                || {
+                    let ir = panel * MR;
+                    let rows = MR.min(m - ir);
+                    for pc in (0..k).step_by(KC) {
+                        let kc = KC.min(k - pc);
+                        for p in 0..kc {
+                            let mut col = f(ir, pc + p);
+                            for lanes in &mut col {
+                                lanes[rows..].fill(0.0);
+                            }
+                            let at = m_pad * pc + ir * kc + p * MR;
+                            for (lanes, &d) in col.iter().zip(&dst) {
+                                // SAFETY: `at + MR <= m_pad * k`, within the
+                                // capacity; each (panel, pc, p) is written by
+                                // this iteration only, and nothing reads
+                                // before `set_len`.
+                                unsafe {
+                                    std::ptr::copy_nonoverlapping(
+                                        lanes.as_ptr(),
+                                        (d as *mut f32).add(at),
+                                        MR,
+                                    )
+                                };
                             }
                         }
                     }
-                }
-            }
+                },
+            )
         });
         panels
             .into_iter()
@@ -643,7 +652,18 @@ mod tests {
         }
         for &(m, k) in &[(21, 5), (64, 300), (3, 1), (512, 513)] {
             let f = |i: usize, p: usize| [(i * 1000 + p) as f32, -((i + 7 * p) as f32) * 0.5];
-            let built = PackedA::build(m, k, f);
+            // NaN past the last row: the builder must pack zeros there.
+            let built = PackedA::build::<2>(m, k, |i0, p| {
+                std::array::from_fn(|j| {
+                    std::array::from_fn(|i| {
+                        if i0 + i < m {
+                            f(i0 + i, p)[j]
+                        } else {
+                            f32::NAN
+                        }
+                    })
+                })
+            });
             for (j, got) in built.iter().enumerate() {
                 let a: Vec<f32> = (0..m * k).map(|e| f(e / k, e % k)[j]).collect();
                 let want = PackedA::new(&a, m, k);

@@ -10,6 +10,13 @@ use std::mem::MaybeUninit;
 /// (Elsewhere the `gemm` crate's narrower panels divide it.)
 #[cfg(target_arch = "x86_64")]
 pub(crate) const PANEL_COLS: usize = super::avx512::NR;
+
+/// Rows that [`PackedLhs::build`] asks for at once (the AVX-512 kernel's
+/// row panel).
+#[cfg(target_arch = "x86_64")]
+pub(crate) const BUILD_ROWS: usize = super::avx512::MR;
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) const BUILD_ROWS: usize = 8;
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) const PANEL_COLS: usize = 48;
 
@@ -35,13 +42,15 @@ pub(crate) enum PackedLhs {
 }
 
 impl PackedLhs {
-    /// `N` operands of `[m, k]`, element `(i, p)` of operand `j` being
-    /// `f(i, p)[j]`, each computed once and written straight into the form
-    /// it is kept in (see [`super::avx512::PackedA::build`]); in parallel.
+    /// `N` operands of `[m, k]` from `f(i0, p)`: column `p` of rows
+    /// `i0..i0 + BUILD_ROWS` of every operand (see
+    /// [`super::avx512::PackedA::build`]; lanes past row `m` are ignored),
+    /// each element computed once and written straight into the form it is
+    /// kept in; in parallel.
     pub(crate) fn build<const N: usize>(
         m: usize,
         k: usize,
-        f: impl Fn(usize, usize) -> [f32; N] + Sync,
+        f: impl Fn(usize, usize) -> [[f32; BUILD_ROWS]; N] + Sync,
     ) -> Vec<PackedLhs> {
         #[cfg(target_arch = "x86_64")]
         if super::avx512::available() {
@@ -49,16 +58,22 @@ impl PackedLhs {
             return packed.into_iter().map(PackedLhs::Avx512).collect();
         }
         use rayon::prelude::*;
-        let rows: Vec<Vec<[f32; N]>> = (0..m)
+        // Row blocks of every operand, row-major within each.
+        let blocks: Vec<[Vec<f32>; N]> = (0..m.div_ceil(BUILD_ROWS))
             .into_par_iter()
-            .map(|i| (0..k).map(|p| f(i, p)).collect())
+            .map(|b| {
+                let (i0, rows) = (b * BUILD_ROWS, BUILD_ROWS.min(m - b * BUILD_ROWS));
+                let cols: Vec<[[f32; BUILD_ROWS]; N]> = (0..k).map(|p| f(i0, p)).collect();
+                std::array::from_fn(|j| {
+                    (0..rows)
+                        .flat_map(|i| cols.iter().map(move |col| col[j][i]))
+                        .collect()
+                })
+            })
             .collect();
         (0..N)
             .map(|j| PackedLhs::Plain {
-                a: rows
-                    .iter()
-                    .flat_map(|row| row.iter().map(|v| v[j]))
-                    .collect(),
+                a: blocks.iter().flat_map(|b| b[j].iter().copied()).collect(),
                 m,
                 k,
             })

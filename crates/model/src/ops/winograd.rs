@@ -19,7 +19,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::blas::{Gemm, PackedLhs, PANEL_COLS};
+use super::blas::{Gemm, PackedLhs, BUILD_ROWS, PANEL_COLS};
 use super::{relu_f32, wide};
 
 /// Transformed filters of one convolution: one `[K, C]` matrix per position
@@ -52,29 +52,70 @@ impl Filters {
     /// `U = G g Gᵀ` for every (output, input) channel pair, with
     /// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`: computed once
     /// per pair and written straight into the 16 packed GEMM operands.
+    ///
+    /// `BUILD_ROWS` output channels at a time, across vector lanes: the
+    /// same operations on each lane as [`transform_filter`] on one filter.
     fn build(k: usize, c: usize, filter: impl Fn(usize, usize) -> [f32; 9] + Sync) -> Filters {
-        let u = PackedLhs::build(k, c, |ko, ci| transform_filter(&filter(ko, ci)));
+        let u = PackedLhs::build(k, c, |k0, ci| {
+            let g: [[f32; 9]; BUILD_ROWS] = std::array::from_fn(|i| {
+                if k0 + i < k {
+                    filter(k0 + i, ci)
+                } else {
+                    [0.0; 9]
+                }
+            });
+            let taps: [Lanes; 9] = std::array::from_fn(|t| Lanes(g.map(|g| g[t])));
+            transform_filter(&taps).map(|v| v.0)
+        });
         Filters { k, c, u }
     }
 }
 
-/// `G g Gᵀ` of one 3x3 filter (row-major), as a row-major 4x4.
-fn transform_filter(g: &[f32; 9]) -> [f32; 16] {
-    let col = |a: f32, b: f32, c: f32| [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c];
-    // G g: 4 rows of 3.
-    let mut gg = [[0f32; 3]; 4];
-    for j in 0..3 {
-        let t = col(g[j], g[3 + j], g[6 + j]);
-        for i in 0..4 {
-            gg[i][j] = t[i];
-        }
+/// One value per output channel of a row block, for [`transform_filter`]
+/// across lanes (element by element, in the same order as on one `f32`).
+#[derive(Clone, Copy)]
+struct Lanes([f32; BUILD_ROWS]);
+
+impl std::ops::Add for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn add(self, o: Lanes) -> Lanes {
+        Lanes(std::array::from_fn(|i| self.0[i] + o.0[i]))
     }
-    let mut out = [0f32; 16];
-    for i in 0..4 {
-        let t = col(gg[i][0], gg[i][1], gg[i][2]);
-        out[i * 4..i * 4 + 4].copy_from_slice(&t);
+}
+
+impl std::ops::Sub for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn sub(self, o: Lanes) -> Lanes {
+        Lanes(std::array::from_fn(|i| self.0[i] - o.0[i]))
     }
-    out
+}
+
+impl std::ops::Mul<f32> for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn mul(self, v: f32) -> Lanes {
+        Lanes(self.0.map(|x| x * v))
+    }
+}
+
+/// `G g Gᵀ` of one 3x3 filter (row-major), as a row-major 4x4; on `f32`,
+/// or on [`Lanes`] of several filters at once.
+#[inline(always)]
+fn transform_filter<T>(g: &[T; 9]) -> [T; 16]
+where
+    T: Copy
+        + std::ops::Add<Output = T>
+        + std::ops::Sub<Output = T>
+        + std::ops::Mul<f32, Output = T>,
+{
+    let col = |a: T, b: T, c: T| [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c];
+    // G g: 4 rows of 3, held as its 3 columns.
+    let gg: [[T; 4]; 3] = std::array::from_fn(|j| col(g[j], g[3 + j], g[6 + j]));
+    // (G g) Gᵀ, row by row.
+    let rows: [[T; 4]; 4] = std::array::from_fn(|i| col(gg[0][i], gg[1][i], gg[2][i]));
+    std::array::from_fn(|e| rows[e / 4][e % 4])
 }
 
 /// Output gradient `dg = Gᵀ D G` of one transformed-filter gradient `D`
@@ -825,6 +866,27 @@ mod tests {
                 let want = crate::ops::conv::reference_conv3x3(&x, &wt, &b, relu).unwrap();
                 let d = rel_diff(&ours, &want);
                 assert!(d < 1e-5, "{:?} relu {relu}: {d}", (n, c, h, w, k));
+            }
+        }
+    }
+
+    /// The filter transform across lanes (as [`Filters`] builds it) gives
+    /// each lane the bits of the one-filter transform.
+    #[test]
+    fn filter_transform_across_lanes_is_the_one_filter_transform() {
+        let g: [[f32; 9]; BUILD_ROWS] = std::array::from_fn(|i| {
+            std::array::from_fn(|t| ((i * 31 + t * 17) % 23) as f32 * 0.37 - 4.1)
+        });
+        let taps: [Lanes; 9] = std::array::from_fn(|t| Lanes(g.map(|g| g[t])));
+        let lanes = transform_filter(&taps);
+        for (i, g) in g.iter().enumerate() {
+            let one = transform_filter(g);
+            for (e, v) in one.iter().enumerate() {
+                assert_eq!(
+                    v.to_bits(),
+                    lanes[e].0[i].to_bits(),
+                    "lane {i}, element {e}"
+                );
             }
         }
     }
