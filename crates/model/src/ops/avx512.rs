@@ -474,7 +474,10 @@ fn lanes(cols: usize, v: usize) -> __mmask16 {
 }
 
 /// `c[0..rows, 0..cols] = (load ? c : 0) + pa · pb` for one packed `MR x kc`
-/// panel of `A` and one packed `kc x NR` panel of `B`.
+/// panel of `A` and one packed `kc x NR` panel of `B`: only the vectors of
+/// columns that exist are computed (a last panel of 16 columns, as in the
+/// weight gradient of a 64-channel layer, costs a third of a full one), each
+/// with the same FMAs in the same order, so the bits do not depend on it.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
@@ -487,24 +490,46 @@ unsafe fn kernel(
     cols: usize,
     load: bool,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); 3]; MR];
+    // SAFETY: as for `kernel_cols` (caller).
+    unsafe {
+        match cols.div_ceil(16) {
+            1 => kernel_cols::<1>(kc, pa, pb, c, ldc, rows, cols, load),
+            2 => kernel_cols::<2>(kc, pa, pb, c, ldc, rows, cols, load),
+            _ => kernel_cols::<3>(kc, pa, pb, c, ldc, rows, cols, load),
+        }
+    }
+}
+
+/// [`kernel`] with `V` vectors of 16 columns (`cols <= 16 V`).
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn kernel_cols<const V: usize>(
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    load: bool,
+) {
+    let mut acc = [[_mm512_setzero_ps(); V]; MR];
     for p in 0..kc {
         // SAFETY: both panels hold `kc` steps (caller).
         unsafe {
             let b = pb.add(p * NR);
-            let b0 = _mm512_load_ps(b);
-            let b1 = _mm512_load_ps(b.add(16));
-            let b2 = _mm512_load_ps(b.add(32));
+            let bv: [__m512; V] = std::array::from_fn(|v| _mm512_load_ps(b.add(16 * v)));
             let a = pa.add(p * MR);
             for (i, row) in acc.iter_mut().enumerate() {
                 let ai = _mm512_set1_ps(*a.add(i));
-                row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
-                row[2] = _mm512_fmadd_ps(ai, b2, row[2]);
+                for (r, &b) in row.iter_mut().zip(&bv) {
+                    *r = _mm512_fmadd_ps(ai, b, *r);
+                }
             }
         }
     }
-    let masks = [lanes(cols, 0), lanes(cols, 1), lanes(cols, 2)];
+    let masks: [__mmask16; V] = std::array::from_fn(|v| lanes(cols, v));
     for (i, row) in acc.iter().enumerate().take(rows) {
         for (v, (&sum, &mask)) in row.iter().zip(&masks).enumerate() {
             if mask == 0 {
