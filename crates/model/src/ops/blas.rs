@@ -10,6 +10,8 @@ use std::mem::MaybeUninit;
 /// (Elsewhere the `gemm` crate's narrower panels divide it.)
 #[cfg(target_arch = "x86_64")]
 pub(crate) const PANEL_COLS: usize = super::avx512::NR;
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) const PANEL_COLS: usize = 48;
 
 /// Rows that [`PackedLhs::build`] asks for at once (the AVX-512 kernel's
 /// row panel).
@@ -17,8 +19,6 @@ pub(crate) const PANEL_COLS: usize = super::avx512::NR;
 pub(crate) const BUILD_ROWS: usize = super::avx512::MR;
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) const BUILD_ROWS: usize = 8;
-#[cfg(not(target_arch = "x86_64"))]
-pub(crate) const PANEL_COLS: usize = 48;
 
 /// A row-major `[m, n]` destination, `[m, k]` and `[k, n]` operands given by
 /// their (row, column) strides; `acc` adds to the destination instead of

@@ -21,13 +21,14 @@ use candle_core::Tensor;
 
 /// Runs `f` compiled for AVX-512F where the CPU has it (the baseline x86-64
 /// target the project builds for has only SSE2): the plain loops of the
-/// Winograd transforms, the pools and the like then vectorise 16 floats at a
-/// time instead of 4. Same results on either path: those loops add,
+/// Winograd transforms and of the filter build then vectorise 16 floats at
+/// a time instead of 4. Same results on either path: those loops add,
 /// subtract, multiply and compare element by element, with no reductions to
 /// reorder, and nothing is fused into a multiply-add without a fast-math
-/// flag, which Rust never sets. `f` is inlined into the AVX-512 instance,
-/// which is what makes its loops wide; functions it calls need
-/// `#[inline(always)]` for the same.
+/// flag, which Rust never sets. Only code inlined into the AVX-512 instance
+/// is compiled for it: callers mark the closure `#[inline(always)]` (a
+/// closure does not inherit the features otherwise), and so are the
+/// functions it calls.
 #[inline(always)]
 pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

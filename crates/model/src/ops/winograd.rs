@@ -247,8 +247,9 @@ pub(crate) fn conv(f: &Filters, x: &[f32], n: usize, h: usize, w: usize, e: &Epi
 }
 
 thread_local! {
-    /// `V` and `M` of a whole batch of few tiles (see [`convolve`]), kept
-    /// between calls so that they are not zero-filled each time.
+    /// `V` and `M` of a whole batch of few tiles (see [`convolve`]), and `V`
+    /// and `Z` of the weight gradient's chunks, kept between calls so that
+    /// they are not zero-filled each time.
     static WHOLE: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
