@@ -78,6 +78,9 @@ pub enum ModelError {
     /// A configuration that describes no valid network.
     #[error("invalid VGG configuration: {0}")]
     InvalidConfig(String),
+    /// A setting this machine cannot run.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// One way in which a checkpoint differs from what the network expects.

@@ -73,4 +73,5 @@ pub use error::{Mismatch, ModelError};
 pub use ops::adaptive_pool::{adaptive_avg_pool2d, adaptive_bin};
 pub use ops::conv::set_winograd;
 pub use ops::memory::retain_freed_memory;
+pub use ops::precision::{bf16_supported, precision, set_precision, Precision};
 pub use vgg::{Cut, Mode, Vgg, MIN_INPUT_SIDE};

@@ -24,6 +24,8 @@
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
+use super::simd::{lanes, store, transpose8x8};
+
 /// Rows of `A` (and of the destination) per micro-kernel call.
 pub(crate) const MR: usize = 8;
 /// Columns of `B` (and of the destination) per micro-kernel call: 3 vectors.
@@ -75,7 +77,9 @@ pub(crate) struct Operand {
 pub(crate) struct PackedA {
     m: usize,
     k: usize,
+    /// f32 panels, or with `bf16` the words of [`super::bf16`]'s layout.
     panels: Vec<Line>,
+    bf16: bool,
 }
 
 impl PackedA {
@@ -97,7 +101,12 @@ impl PackedA {
         };
         // SAFETY: `pa` holds the padded panels; `a` is `m x k` (checked).
         unsafe { pack_a_all(a, m, k, pa) };
-        PackedA { m, k, panels }
+        PackedA {
+            m,
+            k,
+            panels,
+            bf16: false,
+        }
     }
 
     /// `N` operands of `[m, k]`, packed as [`PackedA::new`] packs each, from
@@ -109,19 +118,32 @@ impl PackedA {
     /// computed once, [`MR`] rows at a time (so the arithmetic runs across
     /// vector lanes, [`super::wide`]) and written once, straight into its
     /// panel, without a zero-filled matrix in between. Row panels in
-    /// parallel on the rayon pool.
+    /// parallel on the rayon pool. With `bf16`, in [`super::bf16`]'s
+    /// layout: each element rounded to bfloat16 once, there.
     ///
     /// # Panics
-    /// If [`available`] is false.
+    /// If [`available`] is false, or `bf16` is asked for and
+    /// [`super::bf16::available`] is false.
     pub(crate) fn build<const N: usize>(
         m: usize,
         k: usize,
+        bf16: bool,
         f: impl Fn(usize, usize) -> [[f32; MR]; N] + Sync,
     ) -> Vec<PackedA> {
         use rayon::prelude::*;
         assert!(available(), "AVX-512F is not available");
+        assert!(
+            !bf16 || super::bf16::available(),
+            "AVX512_BF16 is not available"
+        );
         let m_pad = m.next_multiple_of(MR);
-        let (floats, lines) = (m_pad * k, (m_pad * k).div_ceil(16));
+        // Words of the packed operand: all `KC` blocks but the last are even.
+        let floats = if bf16 {
+            m_pad * k.div_ceil(2)
+        } else {
+            m_pad * k
+        };
+        let lines = floats.div_ceil(16);
         let mut panels: Vec<Vec<Line>> = (0..N).map(|_| Vec::with_capacity(lines)).collect();
         // Addresses as integers, so that the row panels can cross threads.
         let dst: Vec<usize> = panels.iter_mut().map(|v| v.as_mut_ptr() as usize).collect();
@@ -131,13 +153,40 @@ impl PackedA {
                 || {
                     let ir = panel * MR;
                     let rows = MR.min(m - ir);
+                    let take = |p: usize| column(&f, ir, rows, p);
+                    if bf16 {
+                        for pc in (0..k).step_by(KC) {
+                            let (kc, kq) = (KC.min(k - pc), KC.min(k - pc).div_ceil(2));
+                            for q in 0..kq {
+                                let lo = take(pc + 2 * q);
+                                let hi = if 2 * q + 1 < kc {
+                                    take(pc + 2 * q + 1)
+                                } else {
+                                    [[0.0; MR]; N]
+                                };
+                                let at = m_pad * pc / 2 + ir * kq + q * MR;
+                                for ((lo, hi), &d) in lo.iter().zip(&hi).zip(&dst) {
+                                    let words: [u32; MR] =
+                                        std::array::from_fn(|i| super::bf16::pair(lo[i], hi[i]));
+                                    // SAFETY: `at + MR <= m_pad * k.div_ceil(2)`,
+                                    // within the capacity; each (panel, pc, q)
+                                    // is written by this iteration only.
+                                    unsafe {
+                                        std::ptr::copy_nonoverlapping(
+                                            words.as_ptr(),
+                                            (d as *mut u32).add(at),
+                                            MR,
+                                        )
+                                    };
+                                }
+                            }
+                        }
+                        return;
+                    }
                     for pc in (0..k).step_by(KC) {
                         let kc = KC.min(k - pc);
                         for p in 0..kc {
-                            let mut col = f(ir, pc + p);
-                            for lanes in &mut col {
-                                lanes[rows..].fill(0.0);
-                            }
+                            let col = take(pc + p);
                             let at = m_pad * pc + ir * kc + p * MR;
                             for (lanes, &d) in col.iter().zip(&dst) {
                                 // SAFETY: `at + MR <= m_pad * k`, within the
@@ -161,7 +210,7 @@ impl PackedA {
             .into_iter()
             .zip(&dst)
             .map(|(mut v, &d)| {
-                // SAFETY: the loop above wrote floats `0..m_pad * k` (every
+                // SAFETY: the loop above wrote words `0..floats` (every
                 // row panel, every column); zero the rest of the last line,
                 // then all `lines` lines are initialised.
                 unsafe {
@@ -169,7 +218,12 @@ impl PackedA {
                     std::ptr::write_bytes((d as *mut f32).add(floats), 0, tail);
                     v.set_len(lines);
                 }
-                PackedA { m, k, panels: v }
+                PackedA {
+                    m,
+                    k,
+                    panels: v,
+                    bf16,
+                }
             })
             .collect()
     }
@@ -185,12 +239,30 @@ impl PackedA {
     }
 }
 
+/// Column `p` of rows `ir..ir + rows` of [`PackedA::build`]'s operands,
+/// zeros past row `rows` (inlined into [`super::wide`]'s instance).
+#[inline(always)]
+fn column<const N: usize>(
+    f: &impl Fn(usize, usize) -> [[f32; MR]; N],
+    ir: usize,
+    rows: usize,
+    p: usize,
+) -> [[f32; MR]; N] {
+    let mut col = f(ir, p);
+    for lanes in &mut col {
+        lanes[rows..].fill(0.0);
+    }
+    col
+}
+
 /// `dst[m, n] = (acc ? dst : 0) + a[m, k] · b[k, n]`, `dst` row-major with
-/// row stride `ldc`, on the calling thread.
+/// row stride `ldc`, on the calling thread; with `bf16`, of the operands
+/// rounded to bfloat16 (accumulated in f32, [`super::bf16`]).
 ///
 /// # Safety
-/// [`available`] must be true; every element of the three matrices must be
-/// in bounds of live allocations, and `dst` must overlap neither operand.
+/// [`available`] must be true, and [`super::bf16::available`] with `bf16`;
+/// every element of the three matrices must be in bounds of live
+/// allocations, and `dst` must overlap neither operand.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm(
     m: usize,
@@ -201,6 +273,7 @@ pub(crate) unsafe fn gemm(
     acc: bool,
     a: Operand,
     b: Operand,
+    bf16: bool,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -208,14 +281,25 @@ pub(crate) unsafe fn gemm(
     PACKED.with(|cell| {
         let mut guard = cell.borrow_mut();
         let (pa_buf, pb_buf) = &mut *guard;
-        let pa = room(pa_buf, m.next_multiple_of(MR) * k);
-        // SAFETY: `pa` holds the padded panels; the rest is the caller's.
+        let m_pad = m.next_multiple_of(MR);
+        let pa = room(pa_buf, m_pad * k);
+        // SAFETY: `pa` holds the padded panels (in words, at least as many
+        // as either layout needs); the rest is the caller's.
         unsafe {
-            pack_a_all(a, m, k, pa);
+            if bf16 {
+                for pc in (0..k).step_by(KC) {
+                    let src = (a.ptr, a.rs, a.cs);
+                    let out = pa.cast::<u32>().add(m_pad * pc / 2);
+                    super::bf16::pack_a::<MR>(src, m, pc, KC.min(k - pc), out);
+                }
+            } else {
+                pack_a_all(a, m, k, pa);
+            }
             let panels = Panels {
                 ptr: pa,
-                stride: m.next_multiple_of(MR),
+                stride: m_pad,
                 row0: 0,
+                bf16,
             };
             run(panels, m, n, k, dst, ldc, acc, b, pb_buf);
         }
@@ -253,6 +337,7 @@ pub(crate) unsafe fn gemm_packed(
             ptr: pa,
             stride: a.m.next_multiple_of(MR),
             row0: rows.start,
+            bf16: a.bf16,
         };
         // SAFETY: `a` holds its padded panels; the rest is the caller's.
         unsafe { run(panels, rows.len(), n, a.k, dst, ldc, acc, b, pb_buf) };
@@ -260,12 +345,14 @@ pub(crate) unsafe fn gemm_packed(
 }
 
 /// Rows `row0..` of a packed `a` (see [`pack_a_all`]), whose `k` blocks are
-/// `stride * kc` floats apart.
+/// `stride * kc` floats apart; with `bf16`, in [`super::bf16`]'s layout,
+/// `stride * kc / 2` words apart.
 #[derive(Clone, Copy)]
 struct Panels {
     ptr: *const f32,
     stride: usize,
     row0: usize,
+    bf16: bool,
 }
 
 /// Packs all of `a[m, k]`: the blocks of [`KC`] columns one after another,
@@ -279,7 +366,8 @@ unsafe fn pack_a_all(a: Operand, m: usize, k: usize, out: *mut f32) {
     }
 }
 
-/// The blocked product over `m` rows of a packed `a`.
+/// The blocked product over `m` rows of a packed `a`, f32 or bfloat16
+/// (`Panels::bf16`: then `b` is rounded to bfloat16 as it is packed).
 #[allow(clippy::too_many_arguments)]
 unsafe fn run(
     pa: Panels,
@@ -303,31 +391,55 @@ unsafe fn run(
     }
     for pc in (0..k).step_by(KC) {
         let kc = KC.min(k - pc);
+        // Steps of `k` in the panels: floats, or pairs of bfloat16 words.
+        let (steps, block) = if pa.bf16 {
+            (kc.div_ceil(2), pa.stride * pc / 2)
+        } else {
+            (kc, pa.stride * pc)
+        };
         // SAFETY: block `pc` of the packed `a`, from row `row0` (caller).
-        let pa = unsafe { pa.ptr.add(pa.stride * pc + pa.row0 * kc) };
+        let pa_block = unsafe { pa.ptr.add(block + pa.row0 * steps) };
         let load = acc || pc > 0;
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
-            let pb = room(pb_buf, nc.next_multiple_of(NR) * kc);
-            // SAFETY: `pb` holds the padded panels; reads in bounds (caller).
-            unsafe { pack_b(b, pc, kc, jc, nc, pb) };
+            let pb = room(pb_buf, nc.next_multiple_of(NR) * steps);
+            // SAFETY: `pb` holds the padded, aligned panels; reads in
+            // bounds (caller); the CPU has AVX512_BF16 where `a` is
+            // bfloat16 (`PackedA::build`, or `gemm`'s caller).
+            unsafe {
+                if pa.bf16 {
+                    super::bf16::pack_b::<NR>((b.ptr, b.rs, b.cs), pc, kc, jc, nc, pb.cast());
+                } else {
+                    pack_b(b, pc, kc, jc, nc, pb);
+                }
+            }
             for ir in (0..m).step_by(MR) {
                 let rows = MR.min(m - ir);
                 for jr in (0..nc).step_by(NR) {
                     let cols = NR.min(nc - jr);
+                    let (a_panel, b_panel) = (
+                        pa_block.wrapping_add(ir * steps),
+                        pb.wrapping_add(jr * steps),
+                    );
+                    let c = dst.wrapping_add(ir * ldc + jc + jr);
                     // SAFETY: the panels are packed above; the block of
-                    // `dst` is in bounds (caller); the CPU has AVX-512F.
+                    // `dst` is in bounds (caller); the CPU has AVX-512F
+                    // (and AVX512_BF16 as above).
                     unsafe {
-                        kernel(
-                            kc,
-                            pa.add(ir * kc),
-                            pb.add(jr * kc),
-                            dst.add(ir * ldc + jc + jr),
-                            ldc,
-                            rows,
-                            cols,
-                            load,
-                        )
+                        if pa.bf16 {
+                            super::bf16::kernel::<MR, NR>(
+                                steps,
+                                a_panel.cast(),
+                                b_panel.cast(),
+                                c,
+                                ldc,
+                                rows,
+                                cols,
+                                load,
+                            )
+                        } else {
+                            kernel(steps, a_panel, b_panel, c, ldc, rows, cols, load)
+                        }
                     };
                 }
             }
@@ -435,42 +547,10 @@ unsafe fn transpose8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stri
     // SAFETY: the 8x8 blocks are in bounds (caller).
     unsafe {
         let r: [__m256; 8] = std::array::from_fn(|c| _mm256_loadu_ps(src.add(c * src_stride)));
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        let out = [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ];
-        for (row, v) in out.into_iter().enumerate() {
+        for (row, v) in transpose8x8(r).into_iter().enumerate() {
             _mm256_storeu_ps(dst.add(row * dst_stride), v);
         }
     }
-}
-
-/// The mask of the valid lanes of vector `v` (of 3) when `cols` columns are.
-fn lanes(cols: usize, v: usize) -> __mmask16 {
-    let n = cols.saturating_sub(16 * v).min(16);
-    ((1u32 << n) - 1) as __mmask16
 }
 
 /// `c[0..rows, 0..cols] = (load ? c : 0) + pa · pb` for one packed `MR x kc`
@@ -529,24 +609,8 @@ unsafe fn kernel_cols<const V: usize>(
             }
         }
     }
-    let masks: [__mmask16; V] = std::array::from_fn(|v| lanes(cols, v));
-    for (i, row) in acc.iter().enumerate().take(rows) {
-        for (v, (&sum, &mask)) in row.iter().zip(&masks).enumerate() {
-            if mask == 0 {
-                continue;
-            }
-            // SAFETY: only the `rows x cols` block of `c` is touched (caller).
-            unsafe {
-                let at = c.add(i * ldc + 16 * v);
-                let out = if load {
-                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), sum)
-                } else {
-                    sum
-                };
-                _mm512_mask_storeu_ps(at, mask, out);
-            }
-        }
-    }
+    // SAFETY: the `rows x cols` block of `c` is in bounds (caller).
+    unsafe { store(&acc, c, ldc, rows, cols, load) };
 }
 
 #[cfg(test)]
@@ -591,6 +655,30 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
+        check_every_blocking_edge(false);
+    }
+
+    /// The same in bfloat16, against the f64 product of the operands
+    /// rounded to bfloat16 (each product of two is exact in f32, so only
+    /// the f32 sums round): within the same bound, which the unrounded
+    /// operands would miss by far on the short sums. Odd `k` included.
+    #[test]
+    fn bf16_matches_an_f64_product_of_the_rounded_operands() {
+        if !super::super::bf16::available() {
+            eprintln!("skipped: this CPU has no AVX512_BF16");
+            return;
+        }
+        check_every_blocking_edge(true);
+    }
+
+    fn check_every_blocking_edge(bf16: bool) {
+        let round = |v: Vec<f32>| -> Vec<f32> {
+            if bf16 {
+                v.into_iter().map(super::super::bf16::round).collect()
+            } else {
+                v
+            }
+        };
         let shapes = [
             (1, 1, 1),
             (3, 5, 7),
@@ -635,8 +723,10 @@ mod tests {
                             rs: b_st.0,
                             cs: b_st.1,
                         },
+                        bf16,
                     )
                 };
+                let (a, b) = (round(a), round(b));
                 let want = reference(m, n, k, &a, a_st, &b, b_st);
                 for i in 0..m {
                     for j in 0..ldc {
@@ -678,7 +768,7 @@ mod tests {
         for &(m, k) in &[(21, 5), (64, 300), (3, 1), (512, 513)] {
             let f = |i: usize, p: usize| [(i * 1000 + p) as f32, -((i + 7 * p) as f32) * 0.5];
             // NaN past the last row: the builder must pack zeros there.
-            let built = PackedA::build::<2>(m, k, |i0, p| {
+            let built = PackedA::build::<2>(m, k, false, |i0, p| {
                 std::array::from_fn(|j| {
                     std::array::from_fn(|i| {
                         if i0 + i < m {
@@ -706,14 +796,28 @@ mod tests {
     }
 
     /// A packed operand gives the same bits as packing on the fly, whole or
-    /// split into row blocks (as the threaded caller splits it).
+    /// split into row blocks (as the threaded caller splits it), in f32 and
+    /// (where the CPU has it) in bfloat16, packed or built.
     #[test]
     fn packed_operand_gives_the_same_bits_whole_and_split() {
         if !available() {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
-        for &(m, n, k) in &[(64, 100, 300), (21, 5, 9), (512, 37, 520)] {
+        let precisions: &[bool] = if super::super::bf16::available() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &bf16 in precisions {
+            for &(m, n, k) in &[(64, 100, 300), (21, 5, 9), (512, 37, 520)] {
+                packed_matches_on_the_fly(m, n, k, bf16);
+            }
+        }
+    }
+
+    fn packed_matches_on_the_fly(m: usize, n: usize, k: usize, bf16: bool) {
+        {
             let a = values(m * k, 1);
             let b = values(k * n, 2);
             let b_op = Operand {
@@ -737,9 +841,23 @@ mod tests {
                         cs: 1,
                     },
                     b_op,
+                    bf16,
                 )
             };
-            let packed = PackedA::new(&a, m, k);
+            let built = PackedA::build::<1>(m, k, bf16, |i0, p| {
+                [std::array::from_fn(|i| {
+                    if i0 + i < m {
+                        a[(i0 + i) * k + p]
+                    } else {
+                        f32::NAN
+                    }
+                })]
+            });
+            let packed = if bf16 {
+                built.into_iter().next().unwrap()
+            } else {
+                PackedA::new(&a, m, k)
+            };
             for split in [m, 16, 8] {
                 let mut got = vec![f32::NAN; m * n];
                 for r0 in (0..m).step_by(split) {
@@ -761,7 +879,7 @@ mod tests {
                     got.iter()
                         .zip(&want)
                         .all(|(g, w)| g.to_bits() == w.to_bits()),
-                    "{:?} split {split}",
+                    "{:?} split {split} bf16 {bf16}",
                     (m, n, k)
                 );
             }

@@ -54,7 +54,7 @@ impl PackedLhs {
     ) -> Vec<PackedLhs> {
         #[cfg(target_arch = "x86_64")]
         if super::avx512::available() {
-            let packed = super::avx512::PackedA::build(m, k, f);
+            let packed = super::avx512::PackedA::build(m, k, super::precision::bf16(), f);
             return packed.into_iter().map(PackedLhs::Avx512).collect();
         }
         use rayon::prelude::*;
@@ -226,6 +226,9 @@ impl Gemm {
                 "gemm rhs out of bounds"
             );
         }
+        // Read once, here: every block of one product has the same arithmetic.
+        #[cfg(target_arch = "x86_64")]
+        let bf16 = super::precision::bf16();
         // gemm's own threading leaves shapes with few rows (64 output channels:
         // the 96x96 layers) on one core, so split the product ourselves into
         // column (or row) blocks, each a single-threaded GEMM. A few blocks per
@@ -318,6 +321,7 @@ impl Gemm {
                             rs: rhs.1,
                             cs: rhs.2,
                         },
+                        bf16,
                     )
                 };
                 return;

@@ -1,7 +1,8 @@
 //! The kernels behind the layers: the 3x3 convolution (im2col and GEMM, or
 //! Winograd F(2x2, 3x3)), the linear layer, the 2x2 max-pool and the adaptive
 //! average pool, with their backward passes, and the BLAS threading and
-//! allocator settings they rely on.
+//! allocator settings they rely on; optionally with bfloat16 GEMMs
+//! ([`precision`]).
 //!
 //! Each fast path is a candle custom op guarded to f32 tensors on the CPU
 //! and tested against candle's device-generic ops, which every other device
@@ -10,11 +11,16 @@
 pub(crate) mod adaptive_pool;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 mod blas;
 pub(crate) mod conv;
 pub(crate) mod linear;
 pub(crate) mod max_pool;
 pub(crate) mod memory;
+pub(crate) mod precision;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 mod winograd;
 
 use candle_core::Tensor;
