@@ -223,6 +223,51 @@ fn the_same_seed_gives_the_same_weights_whatever_the_thread_count() {
     );
 }
 
+/// `--precision bf16` trains where the CPU has AVX512_BF16 (other weights
+/// than f32's, the same from run to run, recorded for `--resume`) and is
+/// refused before anything is written where it has not; an unknown name
+/// lists the known ones.
+#[test]
+fn precision_bf16_trains_where_the_cpu_has_it_and_is_refused_clearly_where_not() {
+    let s = setup();
+    let flags = ["--epochs", "1", "--eval-every", "0", "--quiet"];
+    if !finetune_model::bf16_supported() {
+        let output = train(&s, &[&flags[..], &["--precision", "bf16"]].concat());
+        let all = text(&output);
+        assert!(!output.status.success(), "{all}");
+        assert!(
+            all.contains("--precision") && all.contains("AVX512_BF16"),
+            "{all}"
+        );
+        assert!(!s.out.exists(), "nothing is written: {all}");
+        return;
+    }
+    let mut weights = Vec::new();
+    for (name, precision) in [("f32", "f32"), ("bf16", "bf16"), ("bf16-again", "bf16")] {
+        let out = s.out.with_file_name(format!("run-{name}"));
+        let output = train_into(
+            &s,
+            &out,
+            &[&flags[..], &["--precision", precision]].concat(),
+        )
+        .output()
+        .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let args: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("args.json")).unwrap()).unwrap();
+        assert_eq!(args["precision"], precision, "{args}");
+        weights.push(std::fs::read(out.join("last.safetensors")).unwrap());
+    }
+    assert!(weights[0] != weights[1], "bf16 trained the f32 weights");
+    assert!(weights[1] == weights[2], "bf16 runs differ");
+    let bad = train(&s, &["--precision", "fp16"]);
+    let all = text(&bad);
+    assert!(
+        !bad.status.success() && all.contains("bf16") && all.contains("f32"),
+        "{all}"
+    );
+}
+
 /// Every file under `dir` with its bytes (the lock file aside): what a
 /// refused command must leave as it was.
 fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! device_check correctness [--device cuda]
-//! device_check speed [--device cuda] [--batches 64,16] [--side 96] [--warmup 2] [--iters 10] [--modes full,head]
+//! device_check speed [--device cuda] [--batches 64,16] [--side 96] [--warmup 2] [--iters 10] [--modes full,head] [--precision f32|bf16]
 //! device_check write-stl10 DIR TRAIN TEST      # synthetic STL10 for `finetune train`
 //! device_check write-vgg16 FILE                # random 1000-class VGG16, torchvision names
 //! ```
@@ -64,6 +64,7 @@ struct Args {
     warmup: usize,
     iters: usize,
     modes: Vec<String>,
+    precision: finetune_model::Precision,
     rest: Vec<String>,
 }
 
@@ -75,6 +76,7 @@ fn parse(argv: &[String]) -> AnyResult<Args> {
         warmup: 2,
         iters: 10,
         modes: vec!["full".into(), "head".into()],
+        precision: finetune_model::Precision::F32,
         rest: Vec::new(),
     };
     let mut it = argv.iter();
@@ -95,6 +97,7 @@ fn parse(argv: &[String]) -> AnyResult<Args> {
             "--warmup" => a.warmup = value.parse()?,
             "--iters" => a.iters = value.parse()?,
             "--modes" => a.modes = value.split(',').map(str::to_string).collect(),
+            "--precision" => a.precision = value.parse()?,
             _ => return Err(format!("unknown flag {arg}").into()),
         }
     }
@@ -296,6 +299,7 @@ fn correctness(device: &Device) -> AnyResult<bool> {
 fn speed(device: &Device, args: &Args) -> AnyResult<()> {
     // As `finetune train` does: large CPU buffers are reused, not faulted in anew.
     finetune_model::retain_freed_memory();
+    finetune_model::set_precision(args.precision)?;
     let mut vgg = Vgg::new_random(VggConfig::vgg16(10), 0, device)?;
     for &n in &args.batches {
         let (x, y) = batch(n, args.side, device)?;

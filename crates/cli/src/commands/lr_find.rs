@@ -73,6 +73,7 @@ pub fn run(args: LrFindArgs) -> Result<()> {
     check_image_size(run.image_size)?;
     let config = run.fit_config()?;
     let device = select_device(&run.device)?;
+    run.apply_precision(&device)?;
     let train_set = open_split(&data_dir, Split::Train, &run.data_options())?;
     let num_classes = run.num_classes.unwrap_or(train_set.num_classes());
     let vgg_config = run.vgg_config(num_classes);

@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use candle_core::Device;
 use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
 use finetune_data::{fingerprint, DataLayout, Dataset};
 use finetune_data::{DataOptions, LoaderConfig, Pipeline, PrefetchLoader, Split};
 use finetune_files::sha256_file;
-use finetune_model::{select_device, Vgg, VggConfig};
+use finetune_model::{select_device, set_precision, Precision, Vgg, VggConfig};
 use finetune_train::{
     fit, AdamWConfig, FitConfig, FitData, FreezePolicy, InputsCheck, LrSchedule, Monitor,
     OptimizerConfig, OptimizerKind, RunDir, RunInputs, RunSetup, Schedule, SgdConfig, StopReason,
@@ -170,6 +171,29 @@ pub struct TrainArgs {
     /// Where to compute: auto, cpu, cuda, cuda:N or metal.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// How the CPU multiplies in convolutions and linear layers: f32 (the
+    /// default: PyTorch's numbers) or bf16, on CPUs with AVX512_BF16 only
+    /// (AMD Zen 4 and later, Intel Sapphire Rapids and later).
+    ///
+    /// bf16 rounds both operands of every matrix product to bfloat16 (8
+    /// significant bits) and sums the products in f32; weights, gradients
+    /// and the optimiser stay f32.
+    ///
+    /// Speed, measured on a 2-core AMD Zen 4 (VGG16, 96x96, 2 threads): a
+    /// training step 1.2-1.5x f32's with every layer training and 1.5x
+    /// head only at batch 16, 1.5x and 1.6x at batch 64; 4 epochs of 500
+    /// images end to end took 160 s instead of 194 s.
+    ///
+    /// Drift, on that run (STL10-format images and random weights made by
+    /// the tests: no real data could be downloaded there): each epoch's
+    /// train and test losses stayed within 5e-4 of f32's (relative), while
+    /// the weights moved apart by up to 28% of what training changed them
+    /// (largest difference against largest update, per tensor). Results are no longer
+    /// PyTorch's to the digit: use f32 to reproduce a PyTorch run, bf16
+    /// for speed.
+    #[arg(long, default_value = "f32", value_parser = precision_kind())]
+    #[serde(with = "as_text", default)]
+    pub precision: Precision,
     /// Side of the square images fed to the network (STL10 is 96; larger is
     /// slower and closer to ImageNet's 224).
     #[arg(long, value_name = "N", default_value_t = 96, value_parser = image_side())]
@@ -228,6 +252,12 @@ fn optimizer_kind() -> impl TypedValueParser<Value = OptimizerKind> {
         .try_map(|name| name.parse::<OptimizerKind>())
 }
 
+/// `--precision`: the names `Precision` parses, listed in `--help`.
+fn precision_kind() -> impl TypedValueParser<Value = Precision> {
+    clap::builder::PossibleValuesParser::new(["f32", "bf16"])
+        .try_map(|name| name.parse::<Precision>())
+}
+
 /// The learning-rate schedules `--schedule` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -243,6 +273,18 @@ pub enum ScheduleKind {
 }
 
 impl TrainArgs {
+    /// Sets `--precision` for this process, refusing bf16 off the CPU or on
+    /// a CPU without AVX512_BF16.
+    pub(crate) fn apply_precision(&self, device: &Device) -> Result<()> {
+        if self.precision == Precision::Bf16 && !device.is_cpu() {
+            bail!(
+                "--precision bf16 is for the CPU; on {device:?} the network runs in f32 \
+                 (drop --precision, or add --device cpu)"
+            );
+        }
+        set_precision(self.precision).context("--precision")
+    }
+
     /// The saved flags of the run in `dir`, with this command's --epochs and --quiet.
     pub(crate) fn resumed(&self, dir: &Path) -> Result<TrainArgs> {
         let run = RunDir::new(dir);
@@ -456,6 +498,7 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
         refuse_a_used_out(&run, args.overwrite)?;
     }
     let device = select_device(&args.device)?;
+    args.apply_precision(&device)?;
 
     let layout = DataLayout::detect(&data_dir)?;
     let out_real = resolved(&out);
@@ -602,6 +645,7 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
         "data": data_dir,
         "weights": weights,
         "device": format!("{device:?}"),
+        "precision": args.precision.to_string(),
         "arch": args.arch.name(),
         "image_size": args.image_size,
     });
