@@ -2,7 +2,7 @@
 //! is `tools/bench/vgg_step.py`, and `tools/bench/vgg_step.sh` runs both.
 //!
 //! ```text
-//! cargo run --release -p finetune-model --example vgg_step -- [--batch 16] [--side 96] [--warmup 1] [--iters 5] [--modes full,head] [--split] [--plain-malloc] [--im2col]
+//! cargo run --release -p finetune-model --example vgg_step -- [--batch 16] [--side 96] [--warmup 1] [--iters 5] [--modes full,head] [--split] [--plain-malloc] [--im2col] [--precision f32|bf16]
 //! ```
 //! VGG16 (10 classes, random weights), one optimisation step per iteration:
 //! `full` trains every layer (train mode, cross-entropy, backward, plain SGD),
@@ -12,7 +12,8 @@
 //! forward speed of each conv block and of the frozen classifier (the
 //! fastest of 9 runs each);
 //! `--plain-malloc` skips [`finetune_model::retain_freed_memory`] (for comparison);
-//! `--im2col` turns Winograd off ([`finetune_model::set_winograd`]).
+//! `--im2col` turns Winograd off ([`finetune_model::set_winograd`]);
+//! `--precision bf16` runs the GEMMs in bfloat16 ([`finetune_model::set_precision`]).
 //! Threads: candle's CPU backend uses rayon's pool (`RAYON_NUM_THREADS`).
 
 use std::time::Instant;
@@ -30,6 +31,7 @@ struct Args {
     verbose: bool,
     plain_malloc: bool,
     im2col: bool,
+    precision: finetune_model::Precision,
 }
 
 fn parse() -> Result<Args, Box<dyn std::error::Error>> {
@@ -42,6 +44,7 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
         verbose: false,
         plain_malloc: false,
         im2col: false,
+        precision: finetune_model::Precision::F32,
     };
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = argv.iter().position(|a| a == "--split") {
@@ -66,6 +69,7 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
             "--warmup" => a.warmup = value.parse()?,
             "--iters" => a.iters = value.parse()?,
             "--modes" => a.modes = value.split(',').map(str::to_string).collect(),
+            "--precision" => a.precision = value.parse()?,
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
@@ -75,6 +79,7 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
     finetune_model::set_winograd(!args.im2col);
+    finetune_model::set_precision(args.precision)?;
     // As `finetune train` should: large buffers are reused instead of faulted in anew.
     let retained = !args.plain_malloc && finetune_model::retain_freed_memory();
     let verbose = args.verbose;
