@@ -188,9 +188,9 @@ pub struct TrainArgs {
     /// the tests: no real data could be downloaded there): each epoch's
     /// train and test losses stayed within 5e-4 of f32's (relative), while
     /// the weights moved apart by up to 28% of what training changed them
-    /// (largest difference against largest update, per tensor). Results are no longer
-    /// PyTorch's to the digit: use f32 to reproduce a PyTorch run, bf16
-    /// for speed.
+    /// (largest difference against largest update, per tensor). Results are
+    /// no longer PyTorch's to the digit: use f32 to reproduce a PyTorch
+    /// run, bf16 for speed.
     #[arg(long, default_value = "f32", value_parser = precision_kind())]
     #[serde(with = "as_text", default)]
     pub precision: Precision,
