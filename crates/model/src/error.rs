@@ -41,7 +41,7 @@ pub enum ModelError {
     /// The checkpoint's tensors do not fit the configured network; every problem is listed.
     #[error("{path}: checkpoint does not fit {config}: {} problem(s):\n{}", mismatches.len(), MismatchList(mismatches))]
     Mismatch {
-        /// The file (or "<tensors>" when built from memory).
+        /// The file (or `<tensors>` when built from memory).
         path: PathBuf,
         /// The configuration it was checked against, in words.
         config: String,
