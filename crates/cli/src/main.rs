@@ -42,6 +42,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    default_sigpipe();
     let command = Cli::command();
     let matches = command.clone().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
@@ -62,6 +63,19 @@ fn main() -> ExitCode {
             eprintln!("error: {}", message(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Output into a closed pipe (`finetune data bench | head -1`) ends the
+/// process quietly, as it does other Unix tools, instead of a panic in
+/// `println!`: Rust starts programs with SIGPIPE ignored. (Sockets are not
+/// affected: the standard library writes to them without raising it.)
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: sets a signal's disposition to the default, before any other
+    // thread exists; no handler of ours is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

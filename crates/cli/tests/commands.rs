@@ -159,6 +159,32 @@ fn preview_draws_a_grid_of_what_the_network_is_fed() {
     assert!(output.status.success(), "{}", text(&output));
 }
 
+/// Output into a pipe that was closed (`finetune data bench | head -1`)
+/// ends the process without a panic message.
+#[test]
+fn output_into_a_closed_pipe_ends_without_a_panic() {
+    let s = setup();
+    let mut child = finetune()
+        .args([
+            "data",
+            "bench",
+            "--batch-size",
+            "5",
+            "--epochs",
+            "3",
+            "--data",
+        ])
+        .arg(&s.root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn data_bench_ends_with_images_per_second() {
     let s = setup();
