@@ -16,10 +16,8 @@
 
 mod common;
 
-use candle_core::{Device, Tensor};
-use common::formula::{formula_input, formula_state_dict};
-use common::{golden, rel_err};
-use finetune_model::{bf16_supported, set_precision, Mode, Precision, Vgg, VggConfig};
+use common::{formula_step, golden, narrow_backward_config, rel_err};
+use finetune_model::{bf16_supported, set_precision, Precision, VggVariant};
 
 /// Largest error of the logits, the loss and the head's gradient in bf16,
 /// relative to the largest magnitude of the reference: a few of
@@ -33,19 +31,7 @@ const FLIPPED_TOL: f32 = 0.5;
 
 /// Every checked tensor's error against the fixture, by name.
 fn errors() -> Vec<(String, f32)> {
-    let mut config = VggConfig::vgg16(10);
-    config.width_divisor = 16;
-    config.classifier_hidden = 32;
-    config.dropout = 0.0;
-    let layout = Vgg::state_dict_layout(&config);
-    let (vgg, _) = Vgg::from_named_tensors(formula_state_dict(&layout), config, &Device::Cpu)
-        .expect("formula weights fit");
-    let x = formula_input(&[2, 3, 64, 64], 1000);
-    let target = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
-    let logits = vgg
-        .forward_t(&x, &Mode::Train { dropout_seed: 0 })
-        .expect("forward");
-    let loss = candle_nn::loss::cross_entropy(&logits, &target).unwrap();
+    let (vgg, logits, loss) = formula_step(narrow_backward_config(VggVariant::Vgg16, false));
     let gold = golden();
     let mut out = vec![
         (

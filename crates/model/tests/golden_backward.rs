@@ -6,33 +6,16 @@
 
 mod common;
 
-use candle_core::{backprop::GradStore, Device, Tensor};
-use common::formula::{formula_input, formula_state_dict};
-use common::{assert_close, golden};
-use finetune_model::{Mode, Vgg, VggConfig, VggVariant};
+use candle_core::{backprop::GradStore, Tensor};
+use common::{assert_close, formula_step, golden, narrow_backward_config as narrow};
+use finetune_model::{Vgg, VggConfig, VggVariant};
 
 const TOL: f32 = 1e-4;
 
-fn narrow(cfg: VggVariant, batch_norm: bool) -> VggConfig {
-    let mut config = VggConfig::new(cfg, batch_norm, 10);
-    config.width_divisor = 16;
-    config.classifier_hidden = 32;
-    config.dropout = 0.0;
-    config
-}
-
 fn run(tag: &str, config: VggConfig) -> (Vgg, GradStore) {
-    let layout = Vgg::state_dict_layout(&config);
-    let (vgg, _) = Vgg::from_named_tensors(formula_state_dict(&layout), config, &Device::Cpu)
-        .expect("formula weights fit");
-    let x = formula_input(&[2, 3, 64, 64], 1000);
-    let target = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
-    let logits = vgg
-        .forward_t(&x, &Mode::Train { dropout_seed: 0 })
-        .expect("forward");
+    let (vgg, logits, loss) = formula_step(config);
     let gold = golden();
     assert_close(&logits, &gold[&format!("{tag}.logits")], TOL, "logits");
-    let loss = candle_nn::loss::cross_entropy(&logits, &target).unwrap();
     assert_close(
         &loss.reshape(1).unwrap(),
         &gold[&format!("{tag}.loss")],
