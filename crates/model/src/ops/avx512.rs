@@ -100,7 +100,7 @@ impl PackedA {
             cs: 1,
         };
         // SAFETY: `pa` holds the padded panels; `a` is `m x k` (checked).
-        unsafe { pack_a_all(a, m, k, pa) };
+        unsafe { pack_a_all(a, m, k, pa, false) };
         PackedA {
             m,
             k,
@@ -286,15 +286,7 @@ pub(crate) unsafe fn gemm(
         // SAFETY: `pa` holds the padded panels (in words, at least as many
         // as either layout needs); the rest is the caller's.
         unsafe {
-            if bf16 {
-                for pc in (0..k).step_by(KC) {
-                    let src = (a.ptr, a.rs, a.cs);
-                    let out = pa.cast::<u32>().add(m_pad * pc / 2);
-                    super::bf16::pack_a::<MR>(src, m, pc, KC.min(k - pc), out);
-                }
-            } else {
-                pack_a_all(a, m, k, pa);
-            }
+            pack_a_all(a, m, k, pa, bf16);
             let panels = Panels {
                 ptr: pa,
                 stride: m_pad,
@@ -356,13 +348,25 @@ struct Panels {
 }
 
 /// Packs all of `a[m, k]`: the blocks of [`KC`] columns one after another,
-/// each as [`pack_a`] lays it out (block `pc` starts at float `m_pad * pc`).
-unsafe fn pack_a_all(a: Operand, m: usize, k: usize, out: *mut f32) {
+/// each as [`pack_a`] lays it out (block `pc` starts at float `m_pad * pc`);
+/// with `bf16`, as [`super::bf16::pack_a`] does (at word `m_pad * pc / 2`).
+///
+/// # Safety
+/// `out` holds `m_pad * k` floats; `a` is `m x k`; with `bf16`, the CPU
+/// has AVX512_BF16.
+unsafe fn pack_a_all(a: Operand, m: usize, k: usize, out: *mut f32, bf16: bool) {
     let m_pad = m.next_multiple_of(MR);
     for pc in (0..k).step_by(KC) {
         let kc = KC.min(k - pc);
         // SAFETY: block `pc` lies within the `m_pad * k` floats (caller).
-        unsafe { pack_a(a, m, pc, kc, out.add(m_pad * pc)) };
+        unsafe {
+            if bf16 {
+                let out = out.cast::<u32>().add(m_pad * pc / 2);
+                super::bf16::pack_a::<MR>((a.ptr, a.rs, a.cs), m, pc, kc, out);
+            } else {
+                pack_a(a, m, pc, kc, out.add(m_pad * pc));
+            }
+        }
     }
 }
 
