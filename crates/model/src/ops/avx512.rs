@@ -148,45 +148,46 @@ impl PackedA {
         // Addresses as integers, so that the row panels can cross threads.
         let dst: Vec<usize> = panels.iter_mut().map(|v| v.as_mut_ptr() as usize).collect();
         (0..m_pad / MR).into_par_iter().for_each(|panel| {
+            let ir = panel * MR;
+            let rows = MR.min(m - ir);
+            if bf16 {
+                // SAFETY: the CPU has AVX512_BF16 (asserted). The stores:
+                // `at + MR <= m_pad * k.div_ceil(2)`, within the capacity;
+                // each (panel, pc, q) is written by this iteration only.
+                return unsafe {
+                    super::bf16::wide(
+                        #[inline(always)]
+                        || {
+                            for pc in (0..k).step_by(KC) {
+                                let (kc, kq) = (KC.min(k - pc), KC.min(k - pc).div_ceil(2));
+                                for q in 0..kq {
+                                    let lo = column(&f, ir, rows, pc + 2 * q);
+                                    let hi = if 2 * q + 1 < kc {
+                                        column(&f, ir, rows, pc + 2 * q + 1)
+                                    } else {
+                                        [[0.0; MR]; N]
+                                    };
+                                    let at = m_pad * pc / 2 + ir * kq + q * MR;
+                                    for ((lo, hi), &d) in lo.iter().zip(&hi).zip(&dst) {
+                                        super::bf16::store_pairs(
+                                            _mm256_loadu_ps(lo.as_ptr()),
+                                            _mm256_loadu_ps(hi.as_ptr()),
+                                            (d as *mut u32).add(at),
+                                        );
+                                    }
+                                }
+                            }
+                        },
+                    )
+                };
+            }
             super::wide(
                 #[inline(always)]
                 || {
-                    let ir = panel * MR;
-                    let rows = MR.min(m - ir);
-                    let take = |p: usize| column(&f, ir, rows, p);
-                    if bf16 {
-                        for pc in (0..k).step_by(KC) {
-                            let (kc, kq) = (KC.min(k - pc), KC.min(k - pc).div_ceil(2));
-                            for q in 0..kq {
-                                let lo = take(pc + 2 * q);
-                                let hi = if 2 * q + 1 < kc {
-                                    take(pc + 2 * q + 1)
-                                } else {
-                                    [[0.0; MR]; N]
-                                };
-                                let at = m_pad * pc / 2 + ir * kq + q * MR;
-                                for ((lo, hi), &d) in lo.iter().zip(&hi).zip(&dst) {
-                                    let words: [u32; MR] =
-                                        std::array::from_fn(|i| super::bf16::pair(lo[i], hi[i]));
-                                    // SAFETY: `at + MR <= m_pad * k.div_ceil(2)`,
-                                    // within the capacity; each (panel, pc, q)
-                                    // is written by this iteration only.
-                                    unsafe {
-                                        std::ptr::copy_nonoverlapping(
-                                            words.as_ptr(),
-                                            (d as *mut u32).add(at),
-                                            MR,
-                                        )
-                                    };
-                                }
-                            }
-                        }
-                        return;
-                    }
                     for pc in (0..k).step_by(KC) {
                         let kc = KC.min(k - pc);
                         for p in 0..kc {
-                            let col = take(pc + p);
+                            let col = column(&f, ir, rows, pc + p);
                             let at = m_pad * pc + ir * kc + p * MR;
                             for (lanes, &d) in col.iter().zip(&dst) {
                                 // SAFETY: `at + MR <= m_pad * k`, within the
@@ -225,6 +226,16 @@ impl PackedA {
                     bf16,
                 }
             })
+            .collect()
+    }
+
+    /// The bits of the padded panels, in order (f32 or bf16 words).
+    #[cfg(test)]
+    pub(crate) fn bits(&self) -> Vec<u32> {
+        self.panels
+            .iter()
+            .flat_map(|l| l.0)
+            .map(f32::to_bits)
             .collect()
     }
 
@@ -787,14 +798,7 @@ mod tests {
                 let a: Vec<f32> = (0..m * k).map(|e| f(e / k, e % k)[j]).collect();
                 let want = PackedA::new(&a, m, k);
                 assert_eq!((got.m, got.k), (m, k));
-                let bits = |p: &PackedA| -> Vec<u32> {
-                    p.panels
-                        .iter()
-                        .flat_map(|l| l.0)
-                        .map(f32::to_bits)
-                        .collect()
-                };
-                assert_eq!(bits(got), bits(&want), "{:?} operand {j}", (m, k));
+                assert_eq!(got.bits(), want.bits(), "{:?} operand {j}", (m, k));
             }
         }
     }

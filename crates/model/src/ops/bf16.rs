@@ -61,6 +61,38 @@ pub(crate) fn pair(lo: f32, hi: f32) -> u32 {
     bits(lo) as u32 | (bits(hi) as u32) << 16
 }
 
+/// `f()`, with `f` inlined and compiled for the bfloat16 kernel's
+/// features (as [`super::wide`] compiles for AVX-512F alone).
+///
+/// # Safety
+/// [`available`] must be true.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512bf16")]
+pub(super) unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Writes the 8 words pairing lane `i` of `lo` (the low half, even `k`)
+/// with lane `i` of `hi` (the high half) at `out`, rounded as [`pair`]
+/// rounds.
+///
+/// # Safety
+/// [`available`] must be true; `out` has room for 8 words.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512bf16")]
+#[inline]
+pub(super) unsafe fn store_pairs(lo: __m256, hi: __m256, out: *mut u32) {
+    let (lo, hi) = (_mm256_cvtneps_pbh(lo), _mm256_cvtneps_pbh(hi));
+    // SAFETY: same size; `out` has room for 8 words (caller).
+    unsafe {
+        let (lo, hi) = (
+            std::mem::transmute::<__m128bh, __m128i>(lo),
+            std::mem::transmute::<__m128bh, __m128i>(hi),
+        );
+        let at = out.cast::<__m128i>();
+        _mm_storeu_si128(at, _mm_unpacklo_epi16(lo, hi));
+        _mm_storeu_si128(at.add(1), _mm_unpackhi_epi16(lo, hi));
+    }
+}
+
 /// Packs `a[0..m, pc..pc + kc]` (element `(i, p)` at `ptr + i * rs + p * cs`)
 /// as panels of `MR` rows: panel `r` holds, for each pair `q`, the words of
 /// its `MR` rows (zeros below row `m` and past column `kc`).
@@ -92,19 +124,13 @@ pub(super) unsafe fn pack_a<const MR: usize>(
                 // Column-major: a column's 8 rows are contiguous; the two
                 // columns of a pair are interleaved.
                 for q in 0..kq {
-                    let lo = _mm256_cvtneps_pbh(_mm256_loadu_ps(origin.add(2 * q * cs)));
+                    let lo = _mm256_loadu_ps(origin.add(2 * q * cs));
                     let hi = if 2 * q + 1 < kc {
-                        _mm256_cvtneps_pbh(_mm256_loadu_ps(origin.add((2 * q + 1) * cs)))
+                        _mm256_loadu_ps(origin.add((2 * q + 1) * cs))
                     } else {
-                        std::mem::transmute::<__m128i, __m128bh>(_mm_setzero_si128())
+                        _mm256_setzero_ps()
                     };
-                    let (lo, hi) = (
-                        std::mem::transmute::<__m128bh, __m128i>(lo),
-                        std::mem::transmute::<__m128bh, __m128i>(hi),
-                    );
-                    let at = panel.add(q * MR).cast::<__m128i>();
-                    _mm_storeu_si128(at, _mm_unpacklo_epi16(lo, hi));
-                    _mm_storeu_si128(at.add(1), _mm_unpackhi_epi16(lo, hi));
+                    store_pairs(lo, hi, panel.add(q * MR));
                 }
                 continue;
             }
