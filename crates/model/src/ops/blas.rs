@@ -80,6 +80,17 @@ impl PackedLhs {
             .collect()
     }
 
+    /// The bits of what is kept, in its order (for tests comparing two
+    /// ways of building the same operand).
+    #[cfg(test)]
+    pub(crate) fn bits(&self) -> Vec<u32> {
+        match self {
+            PackedLhs::Plain { a, .. } => a.iter().map(|v| v.to_bits()).collect(),
+            #[cfg(target_arch = "x86_64")]
+            PackedLhs::Avx512(p) => p.bits(),
+        }
+    }
+
     fn dims(&self) -> (usize, usize) {
         match self {
             PackedLhs::Plain { m, k, .. } => (*m, *k),

@@ -79,3 +79,46 @@ pub(super) unsafe fn store<const MR: usize, const V: usize>(
         }
     }
 }
+
+/// 8 floats in a register, with the element-wise `+`, `-` and `* f32` of
+/// IEEE single precision (so generic arithmetic on it gives, lane by lane,
+/// the bits it gives on `f32`). Only made by code that runs where the CPU
+/// has AVX2, into which its operations are inlined.
+#[derive(Clone, Copy)]
+pub(super) struct F32x8(pub(super) __m256);
+
+impl F32x8 {
+    /// The 8 lanes.
+    #[inline(always)]
+    pub(super) fn to_array(self) -> [f32; 8] {
+        // SAFETY: same size, every bit pattern valid.
+        unsafe { std::mem::transmute::<__m256, [f32; 8]>(self.0) }
+    }
+}
+
+impl std::ops::Add for F32x8 {
+    type Output = F32x8;
+    #[inline(always)]
+    fn add(self, o: F32x8) -> F32x8 {
+        // SAFETY: the CPU has AVX (an `F32x8` exists).
+        F32x8(unsafe { _mm256_add_ps(self.0, o.0) })
+    }
+}
+
+impl std::ops::Sub for F32x8 {
+    type Output = F32x8;
+    #[inline(always)]
+    fn sub(self, o: F32x8) -> F32x8 {
+        // SAFETY: the CPU has AVX (an `F32x8` exists).
+        F32x8(unsafe { _mm256_sub_ps(self.0, o.0) })
+    }
+}
+
+impl std::ops::Mul<f32> for F32x8 {
+    type Output = F32x8;
+    #[inline(always)]
+    fn mul(self, v: f32) -> F32x8 {
+        // SAFETY: the CPU has AVX (an `F32x8` exists).
+        F32x8(unsafe { _mm256_mul_ps(self.0, _mm256_set1_ps(v)) })
+    }
+}

@@ -32,34 +32,56 @@ pub(crate) struct Filters {
 }
 
 impl Filters {
-    /// For `y = conv(x, w)` with `w: [K, C, 3, 3]`.
+    /// For `y = conv(x, w)` with `w: [K, C, 3, 3]`: row `ko`, column `ci`
+    /// is `w[ko, ci]`.
     pub(crate) fn forward(w: &[f32], k: usize, c: usize) -> Filters {
-        Filters::build(k, c, |ko, ci| {
-            let g = &w[(ko * c + ci) * 9..][..9];
-            std::array::from_fn(|i| g[i])
-        })
+        let taps = Taps {
+            row: c * 9,
+            col: 9,
+            flip: false,
+        };
+        Filters::build(w, k, c, taps)
     }
 
     /// For the input gradient `dx = conv(dz, w')` where
     /// `w'[c, k] = rot180(w[k, c])`: output channels `C`, input channels `K`.
     pub(crate) fn input_gradient(w: &[f32], k: usize, c: usize) -> Filters {
-        Filters::build(c, k, |ci, ko| {
-            let g = &w[(ko * c + ci) * 9..][..9];
-            std::array::from_fn(|i| g[8 - i])
-        })
+        let taps = Taps {
+            row: 9,
+            col: c * 9,
+            flip: true,
+        };
+        Filters::build(w, c, k, taps)
     }
 
     /// `U = G g Gᵀ` for every (output, input) channel pair, with
     /// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`: computed once
-    /// per pair and written straight into the 16 packed GEMM operands.
+    /// per pair and written straight into the 16 packed GEMM operands of
+    /// `k` rows and `c` columns.
     ///
     /// `BUILD_ROWS` output channels at a time, across vector lanes: the
     /// same operations on each lane as [`transform_filter`] on one filter.
-    fn build(k: usize, c: usize, filter: impl Fn(usize, usize) -> [f32; 9] + Sync) -> Filters {
+    fn build(w: &[f32], k: usize, c: usize, taps: Taps) -> Filters {
+        assert!(
+            k == 0 || c == 0 || taps.start(k - 1, c - 1) + 9 <= w.len(),
+            "filters past the weights"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if k.is_multiple_of(BUILD_ROWS) && super::avx512::available() {
+            // SAFETY: the CPU has the features; every filter is in `w`
+            // (asserted above).
+            return unsafe { Filters::build_avx512(w, k, c, taps) };
+        }
+        Filters::build_lanes(w, k, c, taps)
+    }
+
+    /// [`Filters::build`] in portable code: each lane's filter gathered
+    /// element by element.
+    fn build_lanes(w: &[f32], k: usize, c: usize, taps: Taps) -> Filters {
         let u = PackedLhs::build(k, c, |k0, ci| {
             let g: [[f32; 9]; BUILD_ROWS] = std::array::from_fn(|i| {
                 if k0 + i < k {
-                    filter(k0 + i, ci)
+                    taps.filter(w, k0 + i, ci)
                 } else {
                     [0.0; 9]
                 }
@@ -68,6 +90,107 @@ impl Filters {
             transform_filter(&taps).map(|v| v.0)
         });
         Filters { k, c, u }
+    }
+
+    /// [`Filters::build`] for `k` a multiple of [`BUILD_ROWS`] on AVX-512:
+    /// the 8 filters of a column read as 8 vectors and transposed (the
+    /// ninth tap gathered), so that the transform runs in registers. The
+    /// closure inherits this function's features and is inlined into the
+    /// AVX-512 packing loop; the lanes see the operations of
+    /// [`Filters::build_lanes`], so the bits are the same.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and AVX-512F; `k` is a multiple of `BUILD_ROWS`;
+    /// every filter `(row, column)` lies in `w`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,avx512f")]
+    unsafe fn build_avx512(w: &[f32], k: usize, c: usize, taps: Taps) -> Filters {
+        use std::arch::x86_64::*;
+        const { assert!(BUILD_ROWS == 8) };
+        // The gather's offsets: `i · row` for the 8 lanes, as i32.
+        let stride = i32::try_from(7 * taps.row).expect("filter offsets fit in i32") / 7;
+        let rows = _mm256_setr_epi32(
+            0,
+            stride,
+            2 * stride,
+            3 * stride,
+            4 * stride,
+            5 * stride,
+            6 * stride,
+            7 * stride,
+        );
+        let base = |k0: usize, ci: usize| w.as_ptr().wrapping_add(taps.start(k0, ci));
+        // SAFETY (both): filters `(k0 + i, ci)`, `i < 8`, lie in `w`
+        // (`k0 + 8 <= k`, caller); the CPU has the features.
+        let u = if taps.flip {
+            PackedLhs::build(
+                k,
+                c,
+                #[inline(always)]
+                |k0, ci| unsafe { transformed_column::<true>(base(k0, ci), taps.row, rows) },
+            )
+        } else {
+            PackedLhs::build(
+                k,
+                c,
+                #[inline(always)]
+                |k0, ci| unsafe { transformed_column::<false>(base(k0, ci), taps.row, rows) },
+            )
+        };
+        Filters { k, c, u }
+    }
+}
+
+/// The transformed filters of 8 rows of one column for
+/// [`Filters::build_avx512`]: the filters at `base + i · row` (`i < 8`),
+/// reversed with `FLIP`, read as 8 vectors and transposed, the ninth tap
+/// gathered (`rows` = the lanes' offsets `i · row`), and transformed in
+/// registers with the operations of [`transform_filter`] on each lane.
+///
+/// # Safety
+/// The CPU has AVX2 and AVX-512F (this is inlined into code compiled for
+/// them); the 8 filters lie in memory.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transformed_column<const FLIP: bool>(
+    base: *const f32,
+    row: usize,
+    rows: std::arch::x86_64::__m256i,
+) -> [[f32; BUILD_ROWS]; 16] {
+    use super::simd::{transpose8x8, F32x8};
+    use std::arch::x86_64::*;
+    // SAFETY: the 8 filters are in memory, the CPU has the features (caller).
+    let (t, last) = unsafe {
+        let v = std::array::from_fn(|i| _mm256_loadu_ps(base.add(i * row)));
+        (transpose8x8(v), _mm256_i32gather_ps::<4>(base.add(8), rows))
+    };
+    let g = if FLIP {
+        [last, t[7], t[6], t[5], t[4], t[3], t[2], t[1], t[0]]
+    } else {
+        [t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], last]
+    };
+    transform_filter(&g.map(F32x8)).map(F32x8::to_array)
+}
+
+/// Where the 3x3 filter of row `r`, column `p` of [`Filters`]' operands
+/// starts in the weights (`r · row + p · col`), and whether it is read
+/// rotated by 180° (taps in reverse order).
+#[derive(Clone, Copy)]
+struct Taps {
+    row: usize,
+    col: usize,
+    flip: bool,
+}
+
+impl Taps {
+    fn start(self, r: usize, p: usize) -> usize {
+        r * self.row + p * self.col
+    }
+
+    /// The filter of row `r`, column `p`, row-major.
+    fn filter(self, w: &[f32], r: usize, p: usize) -> [f32; 9] {
+        let g = &w[self.start(r, p)..][..9];
+        std::array::from_fn(|i| if self.flip { g[8 - i] } else { g[i] })
     }
 }
 
@@ -888,6 +1011,54 @@ mod tests {
                     lanes[e].0[i].to_bits(),
                     "lane {i}, element {e}"
                 );
+            }
+        }
+    }
+
+    /// The filters [`Filters::build`] reads as vectors on AVX-512 are
+    /// the bits of the lane-by-lane build, forward and flipped for the
+    /// input gradient, from one to several `KC` blocks of columns and with
+    /// NaN, infinities and subnormals among the weights.
+    #[test]
+    fn vector_filter_build_is_the_lane_by_lane_one() {
+        for (k, c) in [(8, 1), (16, 3), (64, 24), (24, 300), (264, 16)] {
+            let mut w = random(&[k * c * 9], 5).to_vec1::<f32>().unwrap();
+            let specials = [f32::NAN, f32::INFINITY, -f32::INFINITY, 1e-40, -0.0];
+            let n = w.len();
+            for (i, v) in specials.iter().enumerate() {
+                w[(i * 97) % n] = *v;
+            }
+            for (rows, cols, taps) in [
+                (
+                    k,
+                    c,
+                    Taps {
+                        row: c * 9,
+                        col: 9,
+                        flip: false,
+                    },
+                ),
+                (
+                    c,
+                    k,
+                    Taps {
+                        row: 9,
+                        col: c * 9,
+                        flip: true,
+                    },
+                ),
+            ] {
+                let got = Filters::build(&w, rows, cols, taps);
+                let want = Filters::build_lanes(&w, rows, cols, taps);
+                assert_eq!((got.k, got.c), (want.k, want.c));
+                for (xi, (g, e)) in got.u.iter().zip(&want.u).enumerate() {
+                    assert_eq!(
+                        g.bits(),
+                        e.bits(),
+                        "{rows}x{cols}, flip {}, ξ {xi}",
+                        taps.flip
+                    );
+                }
             }
         }
     }
