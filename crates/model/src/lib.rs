@@ -18,8 +18,8 @@
 //!   [`retain_freed_memory`] once (see `README.md` for figures).
 //! - Tensors on disk: [`write_safetensors`] writes atomically (a crash leaves
 //!   the old file or the new one); [`relative_diff`] compares tensors as the
-//!   golden tests do; with the `download` feature, [`download`] fetches
-//!   torchvision's ImageNet VGG16.
+//!   golden tests do; with the `download` feature, the `download` module
+//!   fetches torchvision's ImageNet VGG16.
 //!
 //! The code follows torchvision's `VGG`: `features.rs` (conv blocks) and
 //! `classifier.rs` are built from the layer modules in `layers/`, each
