@@ -14,9 +14,9 @@ use crate::{Result, TrainError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
-    /// [`Sgd`].
+    /// [`Sgd`](crate::Sgd).
     Sgd,
-    /// [`AdamW`].
+    /// [`AdamW`](crate::AdamW).
     AdamW,
 }
 
