@@ -20,6 +20,25 @@ pub(crate) const BUILD_ROWS: usize = super::avx512::MR;
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) const BUILD_ROWS: usize = 8;
 
+/// `a · bᵀ` for row-major `a: [m, k]` and `b: [n, k]`, as a row-major
+/// `[m, n]`, threaded: by dot products along the rows of `b`
+/// ([`super::dot`]) when `a` has only a few rows and the CPU has AVX-512F
+/// (f32 precision), else by the GEMM. (The linear layer's forward: `b` is
+/// its weight.)
+pub(crate) fn product_nt(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if m <= super::dot::MAX_ROWS && super::avx512::available() && !super::precision::bf16() {
+        return super::dot::x_wt(a, b, m, k, n);
+    }
+    Gemm {
+        m,
+        n,
+        k,
+        acc: false,
+    }
+    .product((a, k, 1), (b, 1, k))
+}
+
 /// A row-major `[m, n]` destination, `[m, k]` and `[k, n]` operands given by
 /// their (row, column) strides; `acc` adds to the destination instead of
 /// overwriting it.

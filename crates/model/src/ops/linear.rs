@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::blas::{contiguous_f32, with_cpu_f32, Gemm};
+use super::blas::{contiguous_f32, product_nt, with_cpu_f32, Gemm};
 use super::relu_f32;
 use crate::ModelError;
 
@@ -82,14 +82,8 @@ impl CustomOp3 for Linear {
             contiguous_f32(s2, l2)?,
             contiguous_f32(s3, l3)?,
         );
-        // y[N, O] = x[N, I] · wᵀ, wᵀ read through strides.
-        let mut y = Gemm {
-            m: n,
-            n: o,
-            k: i,
-            acc: false,
-        }
-        .product((x, i, 1), (w, 1, i));
+        // y[N, O] = x[N, I] · wᵀ.
+        let mut y = product_nt(x, w, n, i, o);
         let relu = self.relu;
         y.par_chunks_mut(o.max(1)).for_each(|row| {
             for (v, bias) in row.iter_mut().zip(b) {
@@ -177,15 +171,22 @@ mod tests {
     use crate::ops::tests::{assert_same_forward_and_gradients, random};
     use candle_core::Var;
 
-    /// Forward and all three gradients against candle's matmul + bias + ReLU.
+    /// Forward and all three gradients against candle's matmul + bias + ReLU,
+    /// batches on both sides of [`product_nt`]'s switch to the GEMM.
     /// Tolerance 1e-5 of each tensor's largest magnitude (f32 sums of at most
     /// a few hundred products, in different orders).
     #[test]
     fn matches_candle_forward_and_backward() -> Result<(), ModelError> {
         const TOL: f32 = 1e-5;
-        for (seed, &(n, i, o)) in [(2, 3, 4), (1, 1, 1), (5, 300, 17), (16, 64, 128)]
-            .iter()
-            .enumerate()
+        for (seed, &(n, i, o)) in [
+            (2, 3, 4),
+            (1, 1, 1),
+            (5, 300, 17),
+            (16, 64, 128),
+            (40, 70, 9),
+        ]
+        .iter()
+        .enumerate()
         {
             for relu in [true, false] {
                 let seed = seed as u64 * 5 + 40;

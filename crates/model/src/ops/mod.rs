@@ -15,6 +15,8 @@ mod avx512;
 mod bf16;
 mod blas;
 pub(crate) mod conv;
+#[cfg(target_arch = "x86_64")]
+mod dot;
 pub(crate) mod linear;
 pub(crate) mod max_pool;
 pub(crate) mod memory;
