@@ -13,7 +13,8 @@
 //!   stop at any [`Cut`], so a frozen prefix can run once without autograd.
 //! - Fast on the CPU: 3x3 convolutions (Winograd F(2x2, 3x3), see
 //!   [`set_winograd`]), linear layers and the 2x2 max-pool run as custom ops
-//!   over large GEMMs (with their backward passes) on f32 CPU tensors,
+//!   over large GEMMs (dot products for a small batch's linear forward),
+//!   with their backward passes, on f32 CPU tensors,
 //!   candle's own ops elsewhere; training binaries should call
 //!   [`retain_freed_memory`] once (see `README.md` for figures).
 //! - Tensors on disk: [`write_safetensors`] writes atomically (a crash leaves
