@@ -82,12 +82,19 @@ pub(super) unsafe fn store<const MR: usize, const V: usize>(
 
 /// 8 floats in a register, with the element-wise `+`, `-` and `* f32` of
 /// IEEE single precision (so generic arithmetic on it gives, lane by lane,
-/// the bits it gives on `f32`). Only made by code that runs where the CPU
-/// has AVX2, into which its operations are inlined.
+/// the bits it gives on `f32`). Made only through [`F32x8::new`], by code
+/// that runs where the CPU has AVX, into which its operations are inlined.
 #[derive(Clone, Copy)]
-pub(super) struct F32x8(pub(super) __m256);
+pub(super) struct F32x8(__m256);
 
 impl F32x8 {
+    /// # Safety
+    /// The CPU has AVX (every `F32x8`'s operations rely on it).
+    #[inline(always)]
+    pub(super) unsafe fn new(v: __m256) -> F32x8 {
+        F32x8(v)
+    }
+
     /// The 8 lanes.
     #[inline(always)]
     pub(super) fn to_array(self) -> [f32; 8] {

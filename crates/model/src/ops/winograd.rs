@@ -169,7 +169,9 @@ unsafe fn transformed_column<const FLIP: bool>(
     } else {
         [t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], last]
     };
-    transform_filter(&g.map(F32x8)).map(F32x8::to_array)
+    // SAFETY: the CPU has AVX (caller).
+    let g = g.map(|v| unsafe { F32x8::new(v) });
+    transform_filter(&g).map(F32x8::to_array)
 }
 
 /// Where the 3x3 filter of row `r`, column `p` of [`Filters`]' operands
