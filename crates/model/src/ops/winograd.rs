@@ -35,23 +35,13 @@ impl Filters {
     /// For `y = conv(x, w)` with `w: [K, C, 3, 3]`: row `ko`, column `ci`
     /// is `w[ko, ci]`.
     pub(crate) fn forward(w: &[f32], k: usize, c: usize) -> Filters {
-        let taps = Taps {
-            row: c * 9,
-            col: 9,
-            flip: false,
-        };
-        Filters::build(w, k, c, taps)
+        Filters::build(w, k, c, Taps::forward(c))
     }
 
     /// For the input gradient `dx = conv(dz, w')` where
     /// `w'[c, k] = rot180(w[k, c])`: output channels `C`, input channels `K`.
     pub(crate) fn input_gradient(w: &[f32], k: usize, c: usize) -> Filters {
-        let taps = Taps {
-            row: 9,
-            col: c * 9,
-            flip: true,
-        };
-        Filters::build(w, c, k, taps)
+        Filters::build(w, c, k, Taps::input_gradient(c))
     }
 
     /// `U = G g Gᵀ` for every (output, input) channel pair, with
@@ -185,6 +175,24 @@ struct Taps {
 }
 
 impl Taps {
+    /// Row `ko`, column `ci` is `w[ko, ci]` of `w: [K, C, 3, 3]`.
+    fn forward(c: usize) -> Taps {
+        Taps {
+            row: c * 9,
+            col: 9,
+            flip: false,
+        }
+    }
+
+    /// Row `ci`, column `ko` is `rot180(w[ko, ci])`.
+    fn input_gradient(c: usize) -> Taps {
+        Taps {
+            row: 9,
+            col: c * 9,
+            flip: true,
+        }
+    }
+
     fn start(self, r: usize, p: usize) -> usize {
         r * self.row + p * self.col
     }
@@ -1030,26 +1038,7 @@ mod tests {
             for (i, v) in specials.iter().enumerate() {
                 w[(i * 97) % n] = *v;
             }
-            for (rows, cols, taps) in [
-                (
-                    k,
-                    c,
-                    Taps {
-                        row: c * 9,
-                        col: 9,
-                        flip: false,
-                    },
-                ),
-                (
-                    c,
-                    k,
-                    Taps {
-                        row: 9,
-                        col: c * 9,
-                        flip: true,
-                    },
-                ),
-            ] {
+            for (rows, cols, taps) in [(k, c, Taps::forward(c)), (c, k, Taps::input_gradient(c))] {
                 let got = Filters::build(&w, rows, cols, taps);
                 let want = Filters::build_lanes(&w, rows, cols, taps);
                 assert_eq!((got.k, got.c), (want.k, want.c));
