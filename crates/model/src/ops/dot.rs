@@ -35,8 +35,9 @@ const KB: usize = 2048;
 const TASK_ROWS: usize = 16;
 
 /// Largest number of rows of `x` sent here rather than to the GEMM: where
-/// this was faster on the 2-core Zen 4 (the classifier's layers at batch
-/// 16 and 32; at 64 the GEMM's packing pays for itself).
+/// this was clearly faster on the 2-core Zen 4 (`classifier.0` at 32 rows:
+/// 43-45 ms against 52-70; at 48 and 64 the two were within a few percent
+/// of each other, at 128 the GEMM took 160-173 ms and this 197-232).
 pub(crate) const MAX_ROWS: usize = 32;
 
 /// `y[r, j] = Σ_p x[r, p] · w[j, p]` for row-major `x: [n, k]` and
