@@ -9,7 +9,8 @@
 //! - `rgb.rs`: [`RgbImage`] and [`ImageRef`], the images the steps take;
 //! - `crop.rs`, `flip.rs`, `resize.rs`, `tensor.rs`: one transform each;
 //! - `pipeline.rs`: [`Pipeline`] and its fused writer;
-//! - `parse.rs`: a pipeline's text form (`crop:96:4,flip,normalize`).
+//! - `parse.rs`: a pipeline's text form (`crop:96:4,flip,normalize`);
+//! - `tiles.rs`: the fused writer's vector path for column-major sources.
 
 mod crop;
 mod flip;
@@ -19,6 +20,7 @@ mod pipeline;
 mod resize;
 mod rgb;
 mod tensor;
+mod tiles;
 
 pub use crop::RandomCrop;
 pub use flip::RandomHorizontalFlip;

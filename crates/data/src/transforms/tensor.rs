@@ -2,6 +2,7 @@
 //! `ToTensor` and `Normalize` in one pass from u8 pixels to f32.
 
 use super::geometry::View;
+use super::tiles::{self, Scale};
 use super::{ImageRef, RgbImage, IMAGENET_MEAN, IMAGENET_STD, STL10_MEAN, STL10_STD};
 use crate::DataError;
 
@@ -122,6 +123,10 @@ fn to_unit(byte: u8) -> f32 {
 #[derive(Debug, Clone)]
 pub(crate) struct Lut {
     table: [[f32; 256]; 3],
+    /// The same arithmetic, for the vector path.
+    scale: Scale,
+    /// Whether column-major sources take the vector path (`tiles.rs`).
+    tiles: bool,
 }
 
 impl Lut {
@@ -136,7 +141,13 @@ impl Lut {
                 };
             }
         }
-        Lut { table }
+        Lut {
+            table,
+            scale: Scale {
+                normalize: normalize.map(|n| (n.mean, n.std)),
+            },
+            tiles: tiles::available(),
+        }
     }
 
     /// Writes the view of `src` into CHW `out` (3 * out.0 * out.1). Padding
@@ -201,6 +212,20 @@ impl Lut {
         for (c, out_plane) in out.chunks_exact_mut(plane).enumerate() {
             let lut = &self.table[c];
             let channel = &src.data[c * chs..];
+            if self.tiles
+                && tiles::write_plane(
+                    channel,
+                    cs,
+                    view,
+                    first_row,
+                    rows_with_source,
+                    &self.scale,
+                    c,
+                    out_plane,
+                )
+            {
+                continue;
+            }
             let mut y = first_row;
             while y < first_row + rows_with_source {
                 let rows = BLOCK.min(first_row + rows_with_source - y);
@@ -325,6 +350,72 @@ mod tests {
         Lut::new(Some(&n)).write(&src, &View::identity(img.dims()), &mut fused);
         assert_eq!(fused, two_step);
         assert_eq!(ToTensor.apply(&img)[255], 1.0);
+    }
+
+    /// A column-major 3-plane image (STL10's layout) holding every byte.
+    fn column_major(h: usize, w: usize) -> Vec<u8> {
+        (0..3 * h * w)
+            .map(|k| ((k * 37 + k / 97) % 256) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn vector_path_equals_the_lookup_table_bit_for_bit() {
+        let normalizations = [None, Some(Normalize::stl10()), Some(Normalize::imagenet())];
+        let mut vector_runs = 0;
+        for ((h, w), (oh, ow)) in [
+            ((96, 96), (96, 96)),
+            ((40, 33), (36, 30)),
+            ((17, 16), (17, 16)),
+            ((20, 15), (20, 15)),
+            ((12, 40), (12, 40)),
+        ] {
+            let data = column_major(h, w);
+            let src = ImageRef {
+                data: &data,
+                height: h,
+                width: w,
+                row_stride: 1,
+                col_stride: h,
+                channel_stride: h * w,
+            };
+            for normalize in &normalizations {
+                let vector = Lut::new(normalize.as_ref());
+                let scalar = Lut {
+                    tiles: false,
+                    ..vector.clone()
+                };
+                for top in -5..=5 {
+                    for left in -5..=5 {
+                        for flip in [false, true] {
+                            let view = View {
+                                src: (h, w),
+                                out: (oh, ow),
+                                top,
+                                left,
+                                flip,
+                            };
+                            let mut want = vec![f32::NAN; 3 * oh * ow];
+                            scalar.write(&src, &view, &mut want);
+                            let mut got = vec![f32::NAN; 3 * oh * ow];
+                            vector.write(&src, &view, &mut got);
+                            let bits =
+                                |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(&got), bits(&want), "{view:?} {normalize:?}");
+                            let span = view.span();
+                            let rows = (0..oh).filter(|&y| view.src_row(y).is_some()).count();
+                            if tiles::available() && rows >= 16 && span.x1 - span.x0 >= 16 {
+                                vector_runs += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The 96x96 and 40x33 views all take the vector path where AVX2 is.
+        if tiles::available() {
+            assert!(vector_runs >= 2 * 3 * 121 * 2, "{vector_runs}");
+        }
     }
 
     #[test]
