@@ -2,7 +2,7 @@
 //! `ToTensor` and `Normalize` in one pass from u8 pixels to f32.
 
 use super::geometry::View;
-use super::tiles::{self, Scale};
+use super::tiles;
 use super::{ImageRef, RgbImage, IMAGENET_MEAN, IMAGENET_STD, STL10_MEAN, STL10_STD};
 use crate::DataError;
 
@@ -123,8 +123,9 @@ fn to_unit(byte: u8) -> f32 {
 #[derive(Debug, Clone)]
 pub(crate) struct Lut {
     table: [[f32; 256]; 3],
-    /// The same arithmetic, for the vector path.
-    scale: Scale,
+    /// Per-channel (mean, std) of the table's `Normalize`, for the vector
+    /// path, which computes the same arithmetic.
+    normalize: Option<([f32; 3], [f32; 3])>,
     /// Whether column-major sources take the vector path (`tiles.rs`).
     tiles: bool,
 }
@@ -143,9 +144,7 @@ impl Lut {
         }
         Lut {
             table,
-            scale: Scale {
-                normalize: normalize.map(|n| (n.mean, n.std)),
-            },
+            normalize: normalize.map(|n| (n.mean, n.std)),
             tiles: tiles::available(),
         }
     }
@@ -219,8 +218,7 @@ impl Lut {
                     view,
                     first_row,
                     rows_with_source,
-                    &self.scale,
-                    c,
+                    self.normalize.map(|(mean, std)| (mean[c], std[c])),
                     out_plane,
                 )
             {

@@ -12,14 +12,6 @@
 
 use super::geometry::View;
 
-/// What the writer computes from a byte `x` of channel `c`: `x / 255`, then
-/// `(v - mean[c]) / std[c]` when normalising.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Scale {
-    /// Per-channel (mean, std), or `None` for `ToTensor` alone.
-    pub normalize: Option<([f32; 3], [f32; 3])>,
-}
-
 /// Whether [`write_plane`] can run on this CPU.
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -38,21 +30,21 @@ const TILE: usize = 16;
 /// The output rows of one channel that read the source: rows
 /// `[first_row, first_row + rows)`, columns `[span.x0, span.x1)` of
 /// `out_plane` (row length `view.out.1`), from `channel` (a column-major
-/// plane: byte (row, col) at `col * col_stride + row`). Returns `false`, having
+/// plane: byte (row, col) at `col * col_stride + row`), each byte `x` becoming
+/// `x / 255`, then `(v - mean) / std` where `normalize` is that channel's
+/// `Some((mean, std))`. Returns `false`, having
 /// written nothing, where this path does not apply (fewer than 16 rows or
 /// columns, or no AVX2): the caller then writes the plane itself.
 ///
 /// Tiles overlap at the right and bottom edges when the sizes are not
 /// multiples of 16: the overlapping values are computed twice, identically.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_plane(
     channel: &[u8],
     col_stride: usize,
     view: &View,
     first_row: usize,
     rows: usize,
-    scale: &Scale,
-    c: usize,
+    normalize: Option<(f32, f32)>,
     out_plane: &mut [f32],
 ) -> bool {
     let span = view.span();
@@ -82,20 +74,16 @@ pub(crate) fn write_plane(
         first_row,
         rows,
     };
-    let (mean, std) = match scale.normalize {
-        Some((mean, std)) => (Some(mean[c]), std[c]),
-        None => (None, 1.0),
-    };
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: AVX2 was detected above; `geometry` was checked against
         // both buffers by the assertion.
-        unsafe { x86::write_plane(channel, &geometry, mean, std, out_plane) };
+        unsafe { x86::write_plane(channel, &geometry, normalize, out_plane) };
         true
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (geometry, mean, std);
+        let _ = (geometry, normalize);
         false
     }
 }
@@ -171,15 +159,15 @@ mod x86 {
     pub(super) unsafe fn write_plane(
         channel: &[u8],
         g: &Geometry,
-        mean: Option<f32>,
-        std: f32,
+        normalize: Option<(f32, f32)>,
         out: &mut [f32],
     ) {
         let by = _mm256_set1_ps(255.0);
-        let (m, s) = (_mm256_set1_ps(mean.unwrap_or(0.0)), _mm256_set1_ps(std));
+        let (mean, std) = normalize.unwrap_or((0.0, 1.0));
+        let (m, s) = (_mm256_set1_ps(mean), _mm256_set1_ps(std));
         let convert = |bytes: __m128i| {
             let v = _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)), by);
-            match mean {
+            match normalize {
                 Some(_) => _mm256_div_ps(_mm256_sub_ps(v, m), s),
                 None => v,
             }
