@@ -37,7 +37,7 @@ enum FetchWhat {
     /// The STL10 dataset (binary version, 2.6 GB download).
     #[command(long_about = STL10_ABOUT)]
     Stl10 {
-        /// Directory to put stl10_binary/ in [default: <cache>/stl10].
+        /// Directory to put stl10_binary/ in [default: stl10/ in finetune's cache, see `finetune fetch --help`].
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// Download the archive from this URL instead (a mirror)
@@ -58,9 +58,11 @@ enum FetchWhat {
     /// The ImageNet VGG16 weights (torchvision's, as safetensors, 528 MB).
     #[command(long_about = VGG16_ABOUT)]
     Vgg16 {
-        /// Directory to put vgg16.tv_in1k.safetensors in [default: <cache>/weights].
+        /// Directory to put vgg16.tv_in1k.safetensors in [default: weights/ in finetune's cache, see `finetune fetch --help`].
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        // The doc comment is clap's help text, where a bare URL reads best.
+        #[allow(rustdoc::bare_urls)]
         /// Download the safetensors file from this URL instead (a mirror)
         /// [env: FINETUNE_VGG16_URL; default: $HF_ENDPOINT or https://huggingface.co,
         /// then /timm/vgg16.tv_in1k/resolve/main/model.safetensors].
