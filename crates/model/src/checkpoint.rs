@@ -576,6 +576,15 @@ fn stored_tensors(path: &Path) -> Result<Vec<StoredTensor>, ModelError> {
     })
 }
 
+/// The names of the tensors stored in the checkpoint at `path`
+/// (safetensors or PyTorch `.pth`), sorted, from its listing alone: no tensor
+/// data is read.
+pub fn stored_tensor_names(path: &Path) -> Result<Vec<String>, ModelError> {
+    let mut names: Vec<String> = stored_tensors(path)?.into_iter().map(|t| t.name).collect();
+    names.sort();
+    Ok(names)
+}
+
 /// The class count of the head stored in the checkpoint at `path`
 /// (`classifier.6.weight`, or timm's `head.fc.weight`: shape
 /// `[classes, hidden]`), read from the tensor listing alone, so a tool can

@@ -65,7 +65,8 @@ mod ops;
 mod vgg;
 
 pub use checkpoint::{
-    stored_num_classes, write_safetensors, CheckpointFormat, LoadReport, NamingScheme,
+    stored_num_classes, stored_tensor_names, write_safetensors, CheckpointFormat, LoadReport,
+    NamingScheme,
 };
 pub use compare::{max_abs_diff, relative_diff};
 pub use config::{VggConfig, VggVariant};

@@ -535,6 +535,59 @@ fn best_safetensors_holds_the_best_epoch_and_last_the_final_one() {
     }
 }
 
+#[test]
+fn last_safetensors_is_the_model_whether_linked_from_the_checkpoint_or_written() {
+    let fx = fixture();
+    let data = FitData {
+        train: loader(&fx, false),
+        eval: None,
+    };
+    let unfreeze = Some(finetune_train::Unfreeze {
+        head_epochs: 1,
+        then: FreezePolicy::All,
+        lr_scale: 0.1,
+    });
+    // (policy, epochs, unfreezing, whether every tensor trained last)
+    let cases = [
+        (FreezePolicy::All, 1, None, true),
+        (FreezePolicy::Head, 1, None, false),
+        (FreezePolicy::Head, 2, unfreeze, true),
+    ];
+    for (freeze, epochs, unfreeze, whole) in cases {
+        let mut m = model(&fx);
+        let dir = tempfile::tempdir().unwrap();
+        let config = FitConfig {
+            unfreeze,
+            ..config(freeze, epochs)
+        };
+        run(&mut m, &data, &config, dir.path());
+        let written = dir.path().join("written.safetensors");
+        m.save_safetensors(&written).unwrap();
+        let last = dir.path().join(LAST_WEIGHTS);
+        assert!(
+            std::fs::read(&last).unwrap() == std::fs::read(&written).unwrap(),
+            "{freeze:?} {epochs}: last.safetensors is not the model"
+        );
+        // The checkpoint's file of trained tensors is the same file as
+        // last.safetensors exactly when it holds the whole model.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let changed = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().path().join("changed.safetensors"))
+                .find(|p| p.is_file())
+                .expect("a checkpoint directory");
+            let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+            assert_eq!(
+                inode(&changed) == inode(&last),
+                whole,
+                "{freeze:?} {epochs}"
+            );
+        }
+    }
+}
+
 /// Debian's chromium, or `None` when it is not installed and the browser
 /// tests were not asked for (`FINETUNE_BROWSER_TESTS=1`, which CI sets after
 /// installing it, makes a missing browser a failure).

@@ -509,12 +509,22 @@ impl RunDir {
     /// [`BEST_WEIGHTS`] (with the best epoch's trained layers; a link to the
     /// former when the last epoch was the best), in torchvision's names, once
     /// the run stops. Nothing when no checkpoint was ever written.
+    ///
+    /// `model` must be in the state of the latest checkpoint ([`crate::fit`]
+    /// writes one before stopping, or resumed from it without training):
+    /// when that checkpoint's trained tensors are the whole model (every layer
+    /// trainable), they are already [`LAST_WEIGHTS`] byte for byte, and are
+    /// linked rather than written again (528 MB for VGG16).
     pub(crate) fn export_weights(&self, model: &Vgg, best_is_last: bool) -> Result<()> {
         let Some(point) = self.resume_point()? else {
             return Ok(());
         };
         let last = self.file(LAST_WEIGHTS);
-        model.save_safetensors(&last)?;
+        if holds_whole_model(model, &point.changed)? {
+            link_atomic(&point.changed, &last)?;
+        } else {
+            model.save_safetensors(&last)?;
+        }
         let best = self.file(BEST_WEIGHTS);
         if best_is_last {
             return Ok(link_atomic(&last, &best)?);
@@ -661,6 +671,19 @@ fn overlay_tensors(model: &Vgg, file: &Path) -> Result<Vec<(String, Tensor)>> {
         });
     }
     Ok(named)
+}
+
+/// Whether the safetensors file `changed` stores every tensor of `model`
+/// (read from its listing alone).
+fn holds_whole_model(model: &Vgg, changed: &Path) -> Result<bool> {
+    let stored = finetune_model::stored_tensor_names(changed)?;
+    let mut names: Vec<String> = model
+        .to_named_tensors()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    Ok(stored == names)
 }
 
 /// The tensors of every layer holding a trainable parameter (batch-norm
