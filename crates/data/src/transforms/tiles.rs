@@ -32,9 +32,9 @@ const TILE: usize = 16;
 /// `out_plane` (row length `view.out.1`), from `channel` (a column-major
 /// plane: byte (row, col) at `col * col_stride + row`), each byte `x` becoming
 /// `x / 255`, then `(v - mean) / std` where `normalize` is that channel's
-/// `Some((mean, std))`. Returns `false`, having
-/// written nothing, where this path does not apply (fewer than 16 rows or
-/// columns, or no AVX2): the caller then writes the plane itself.
+/// `Some((mean, std))`. Returns `false`, having written nothing, where this
+/// path does not apply (fewer than 16 rows or columns, or no AVX2): the
+/// caller then writes the plane itself.
 ///
 /// Tiles overlap at the right and bottom edges when the sizes are not
 /// multiples of 16: the overlapping values are computed twice, identically.

@@ -12,7 +12,7 @@
 //! | `report.html` | after each epoch and at the end: everything above on one self-contained page | people |
 //! | `checkpoint-NNNNNNNN/` | after each epoch and on interruption: the trained layers, the best epoch's, the optimiser, `state.json` | resuming |
 //! | `resume.json` | once a checkpoint is complete: which one is current | resuming |
-//! | `last.safetensors`, `best.safetensors` | when the run ends, stops early or is interrupted | everyone (torchvision names) |
+//! | `last.safetensors`, `best.safetensors` | when the run ends, stops early or is interrupted (hard links to the checkpoint's files where those hold the whole model) | everyone (torchvision names) |
 //! | `inputs.json` | when a run starts: [`RunInputs`], the weights' sha256 and the data's fingerprints | resuming (refuses changed inputs) |
 //! | `.lock` | while a process trains into the directory ([`RunDir::lock`]) | the next process, refused |
 //!
