@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The memory comparison, side by side: peak RSS of full fine-tuning (every
-# layer trainable) at batch $BATCH (32), 96x96, on the CPU, ours vs PyTorch, same data
-# and weights, one epoch over $N images without evaluation; each side's
-# whole process is timed, start to exit.
+# layer trainable) at batch $BATCH (default 32), 96x96, on the CPU, ours vs
+# PyTorch, same data and weights, one epoch over $N images without
+# evaluation; each side's whole process is timed, start to exit.
 #
 #   tools/bench/memory.sh                      # N=64, batch 32, SGD
 #   OPTIMIZER=adamw tools/bench/memory.sh      # AdamW on both sides
